@@ -1,0 +1,118 @@
+"""Commands: what a caller asks the ledger to do. `decide` turns one into events or a refusal.
+
+Commands are already-validated intent (types are right, ids are integers); the rules of
+the domain (positive quantities, enough stock, active locations) are checked by `decide`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from schemas import ItemAttributes, LocationAttributes
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class Line(msgspec.Struct, frozen=True, kw_only=True):
+    item_id: int
+    location_id: int
+    quantity: int
+
+
+class AddStock(Command):
+    item_id: int
+    location_id: int
+    quantity: int
+    notes: str | None = None
+
+
+class RemoveStock(Command):
+    item_id: int
+    location_id: int
+    quantity: int
+    notes: str | None = None
+
+
+class AdjustStock(Command):
+    item_id: int
+    location_id: int
+    quantity: int  # signed, not 0
+    reason: str | None = None
+
+
+class SetCountedQuantity(Command):
+    item_id: int
+    location_id: int
+    quantity: int  # the counted quantity, >= 0
+    reason: str | None = None
+    expected_quantity: int | None = None  # refuse if the recorded quantity moved since the count began
+
+
+class TransferStock(Command):
+    item_id: int
+    from_location_id: int
+    to_location_id: int
+    quantity: int
+    notes: str | None = None
+    transfer_id: str = ""  # filled by the shell (a UUID) so decide stays deterministic
+
+
+class ReserveStock(Command):
+    job_id: int
+    lines: list[Line]
+    expires_at: datetime | None = None
+    notes: str | None = None
+
+
+class ReleaseStock(Command):
+    job_id: int
+    lines: list[Line] | None = None  # None: everything the job holds
+    reason: str = "requested"
+    notes: str | None = None
+
+
+class CompleteJob(Command):
+    job_id: int
+    lines: list[Line] | None = None  # None: exactly what the job holds
+    notes: str | None = None
+
+
+class CreateItem(Command):
+    item_id: int  # allocated by the store before deciding
+    attributes: ItemAttributes
+
+
+class UpdateItem(Command):
+    item_id: int
+    attributes: ItemAttributes  # the whole new set (PATCH merges before building this)
+
+
+class DeleteItem(Command):
+    item_id: int
+
+
+class CreateLocation(Command):
+    location_id: int
+    attributes: LocationAttributes
+
+
+class UpdateLocation(Command):
+    location_id: int
+    attributes: LocationAttributes
+
+
+StockCommand = (
+    AddStock
+    | RemoveStock
+    | AdjustStock
+    | SetCountedQuantity
+    | TransferStock
+    | ReserveStock
+    | ReleaseStock
+    | CompleteJob
+)
+AnyCommand = StockCommand | CreateItem | UpdateItem | DeleteItem | CreateLocation | UpdateLocation

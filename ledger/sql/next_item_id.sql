@@ -1,0 +1,1 @@
+SELECT nextval('item_id_seq')

@@ -1,0 +1,1 @@
+SELECT nextval('location_id_seq')

@@ -1,0 +1,24 @@
+"""Every SQL statement of the ledger, loaded once from `ledger/sql/*.sql` by file name."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def _load() -> dict[str, str]:
+    folder = resources.files("ledger") / "sql"
+    return {f.name.removesuffix(".sql"): f.read_text() for f in folder.iterdir() if f.name.endswith(".sql")}
+
+
+_SQL = _load()
+
+APPEND_EVENTS = _SQL["append_events"]
+LOAD_SNAPSHOT = _SQL["load_snapshot"]
+LOCK_STREAMS = _SQL["lock_streams"]
+NEXT_ITEM_ID = _SQL["next_item_id"]
+NEXT_LOCATION_ID = _SQL["next_location_id"]
+READ_EVENTS_BY_ID = _SQL["read_events_by_id"]
+READ_STREAM_POSITION = _SQL["read_stream_position"]
+READ_STREAM = _SQL["read_stream"]
+READ_HORIZON = _SQL["read_horizon"]
+READ_EVENTS = _SQL["read_events"]

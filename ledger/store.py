@@ -1,0 +1,337 @@
+"""The event store: load the slice a command needs, decide, append, all or nothing.
+
+A command normally costs two round trips: one statement loads its slice of the write
+model, one call (`append_events`) records its events together with the new stream heads
+and write-model rows. That append is optimistic: the versions it writes are the ones the
+slice was at, and the unique (stream, version) key refuses it if another command got
+there first. The loser then retries once more under row locks on the streams it writes,
+so a hot item never starves a writer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+
+from ledger import errors, statements
+from ledger.commands import AnyCommand, CreateItem, CreateLocation
+from ledger.decide import apply, decide
+from ledger.footprint import Footprint, footprint
+from ledger.hashing import GENESIS, event_hash
+from ledger.records import envelopes
+from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
+from schemas import (
+    EventEnvelope,
+    EventMetadata,
+    ItemAttributes,
+    ItemCreated,
+    ItemDeleted,
+    ItemUpdated,
+    LedgerEvent,
+    LocationAttributes,
+    LocationCreated,
+    LocationUpdated,
+    stream_of,
+)
+
+_ATTEMPTS = 4  # one optimistic, then under locks (a retry is only needed if a stream appeared)
+# A bound on the events of one command (the API bounds lines per command well below it);
+# replaying a recorded command looks its events up by the ids derived up to this count.
+MAX_EVENTS_PER_COMMAND = 512
+_encode = msgspec.json.encode
+
+
+class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
+    events: list[EventEnvelope]
+    position: int  # of the last event; for a command that changed nothing, its stream's latest
+    snapshot: Snapshot  # the slice as the command left it
+    replayed: bool = False  # the command had been recorded before; nothing new was written
+
+
+# --- rows of the loaded slice ---------------------------------------------------------
+
+
+class _ItemRow(msgspec.Struct):
+    item_id: int
+    version: int
+    last_hash: str
+    attributes: ItemAttributes
+    deleted: bool
+
+
+class _LocationRow(msgspec.Struct):
+    location_id: int
+    version: int
+    last_hash: str
+    attributes: LocationAttributes
+
+
+class _HoldRow(msgspec.Struct):
+    job_id: int
+    quantity: int
+    expires_at: datetime | None
+
+
+class _StockRow(msgspec.Struct):
+    item_id: int
+    location_id: int
+    quantity: int
+    reserved: int
+    holds: list[_HoldRow]
+
+
+_decode_items = msgspec.json.Decoder(list[_ItemRow]).decode
+_decode_locations = msgspec.json.Decoder(list[_LocationRow]).decode
+_decode_stock = msgspec.json.Decoder(list[_StockRow]).decode
+
+
+class _StreamRaced(Exception):
+    """Another command appended to one of our streams between our load and our append."""
+
+
+class EventStore:
+    def __init__(self, pool: asyncpg.Pool):
+        self._pool = pool
+
+    # --- commands ----------------------------------------------------------------------
+
+    async def create_item(self, org_id: int, attributes: ItemAttributes, **options) -> CommandResult:
+        item_id = await self._pool.fetchval(statements.NEXT_ITEM_ID)
+        return await self.execute(org_id, CreateItem(item_id=item_id, attributes=attributes), **options)
+
+    async def create_location(self, org_id: int, attributes: LocationAttributes, **options) -> CommandResult:
+        location_id = await self._pool.fetchval(statements.NEXT_LOCATION_ID)
+        return await self.execute(
+            org_id, CreateLocation(location_id=location_id, attributes=attributes), **options
+        )
+
+    async def execute(
+        self,
+        org_id: int,
+        command: AnyCommand,
+        *,
+        metadata: EventMetadata | None = None,
+        command_id: uuid.UUID | None = None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Decide `command` on the current state and record its events atomically.
+
+        `command_id` makes the append idempotent in the database: the events' ids derive
+        from it, so recording the same command twice finds the first recording instead.
+        `expected_version` is an `If-Match`: the command's stream must be at exactly it.
+        """
+        reads = footprint(command)
+        if expected_version is not None and reads.target_stream is None:
+            raise errors.ValidationFailed("If-Match applies only to commands on a single item or location")
+        metadata = metadata or EventMetadata()
+        for attempt in range(_ATTEMPTS):
+            try:
+                if attempt == 0:
+                    return await self._attempt(self._pool, org_id, command, reads, metadata, command_id, expected_version)
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await self._lock(conn, org_id, command, reads)
+                    return await self._attempt(conn, org_id, command, reads, metadata, command_id, expected_version)
+            except _StreamRaced:
+                if expected_version is not None:
+                    raise errors.VersionConflict(
+                        f"{reads.target_stream} changed while the command was being decided"
+                    ) from None
+            except errors.DuplicateEvent:
+                return await self._recorded(org_id, command_id)
+        raise errors.Conflict("the command kept racing other writers; try again")
+
+    async def _lock(self, conn, org_id: int, command: AnyCommand, reads: Footprint) -> None:
+        streams = [f"item-{i}" for i in reads.items] + [
+            f"location-{loc}" for loc in reads.locations if not reads.items
+        ]
+        await conn.execute(statements.LOCK_STREAMS, org_id, sorted(streams))
+
+    async def _attempt(
+        self,
+        conn,
+        org_id: int,
+        command: AnyCommand,
+        reads: Footprint,
+        metadata: EventMetadata,
+        command_id: uuid.UUID | None,
+        expected_version: int | None,
+    ) -> CommandResult:
+        snapshot, heads = (Snapshot(), {}) if reads.creates else await self._load(conn, org_id, reads)
+        if expected_version is not None:
+            current = heads.get(reads.target_stream, (0, GENESIS))[0]
+            if current != expected_version:
+                raise errors.VersionConflict(
+                    f"{reads.target_stream} is at version {current}, not {expected_version}",
+                    current_version=current,
+                )
+        events = decide(snapshot, command)
+        if len(events) > MAX_EVENTS_PER_COMMAND:
+            raise errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
+        if not events:
+            position = 0
+            if reads.target_stream:
+                position = await conn.fetchval(statements.READ_STREAM_POSITION, org_id, reads.target_stream)
+            return CommandResult(events=[], position=position, snapshot=snapshot)
+        return await self._append(conn, org_id, snapshot, heads, events, metadata, command_id)
+
+    async def _recorded(self, org_id: int, command_id: uuid.UUID | None) -> CommandResult:
+        """The events a command recorded earlier under the same command id."""
+        ids = [_event_id(command_id, n) for n in range(MAX_EVENTS_PER_COMMAND)]
+        recorded = envelopes(await self._pool.fetch(statements.READ_EVENTS_BY_ID, ids))
+        if not recorded or recorded[0].org_id != org_id:
+            raise errors.Conflict("this command id was already used by another organization")
+        return CommandResult(events=recorded, position=recorded[-1].position, snapshot=Snapshot(), replayed=True)
+
+    # --- load --------------------------------------------------------------------------
+
+    async def _load(self, conn, org_id: int, reads: Footprint) -> tuple[Snapshot, dict[str, tuple[int, str]]]:
+        row = await conn.fetchrow(
+            statements.LOAD_SNAPSHOT,
+            org_id,
+            list(reads.items),
+            list(reads.locations),
+            [item for item, _ in reads.places],
+            [location for _, location in reads.places],
+            reads.job_id,
+            list(reads.whole_items),
+        )
+        heads: dict[str, tuple[int, str]] = {}
+        stock: dict[int, dict[int, StockLevel]] = {}
+        for s in _decode_stock(row["stock"]):
+            holds = {h.job_id: Hold(quantity=h.quantity, expires_at=h.expires_at) for h in s.holds}
+            stock.setdefault(s.item_id, {})[s.location_id] = StockLevel(
+                quantity=s.quantity, reserved=s.reserved, holds=holds, recorded=True
+            )
+        items = {}
+        for i in _decode_items(row["items"]):
+            heads[f"item-{i.item_id}"] = (i.version, i.last_hash)
+            items[i.item_id] = ItemState(
+                item_id=i.item_id, version=i.version, attributes=i.attributes, deleted=i.deleted,
+                stock=stock.get(i.item_id, {}),
+            )
+        locations = {}
+        for loc in _decode_locations(row["locations"]):
+            heads[f"location-{loc.location_id}"] = (loc.version, loc.last_hash)
+            locations[loc.location_id] = LocationState(
+                location_id=loc.location_id, version=loc.version, attributes=loc.attributes
+            )
+        return Snapshot(items=items, locations=locations), heads
+
+    # --- append ------------------------------------------------------------------------
+
+    async def _append(
+        self,
+        conn,
+        org_id: int,
+        before: Snapshot,
+        heads: dict[str, tuple[int, str]],
+        events: Sequence[LedgerEvent],
+        metadata: EventMetadata,
+        command_id: uuid.UUID | None,
+    ) -> CommandResult:
+        recorded_at = datetime.now(UTC)
+        heads = dict(heads)
+        after = before
+        rows: list[EventEnvelope] = []
+        for n, event in enumerate(events):
+            stream = stream_of(event)
+            version, prev_hash = heads.get(stream, (0, GENESIS))
+            event_id = _event_id(command_id, n)
+            version += 1
+            hash_ = event_hash(
+                prev_hash, event_id=event_id, org_id=org_id, stream=stream, version=version,
+                type=event.__struct_config__.tag, data=event, metadata=metadata, recorded_at=recorded_at,
+            )
+            heads[stream] = (version, hash_)
+            after = apply(after, event)
+            rows.append(
+                EventEnvelope(
+                    event_id=event_id, position=0, org_id=org_id, stream=stream, version=version,
+                    type=event.__struct_config__.tag, data=event, metadata=metadata,
+                    recorded_at=recorded_at, prev_hash=prev_hash, hash=hash_,
+                )
+            )
+        written = {e.stream for e in rows}
+        stock, holds = _stock_changes(before, after)
+        items = [after.items[e.data.item_id] for e in rows if isinstance(e.data, ItemCreated | ItemUpdated | ItemDeleted)]
+        locations = [after.locations[e.data.location_id] for e in rows if isinstance(e.data, LocationCreated | LocationUpdated)]
+        encoded_metadata = _encode(metadata)
+        try:
+            positions = await conn.fetchval(
+                statements.APPEND_EVENTS,
+                org_id,
+                [e.event_id for e in rows],
+                [e.stream for e in rows],
+                [e.version for e in rows],
+                [e.type for e in rows],
+                [_encode(e.data) for e in rows],
+                [encoded_metadata] * len(rows),
+                [recorded_at] * len(rows),
+                [e.prev_hash for e in rows],
+                [e.hash for e in rows],
+                sorted(written),
+                [heads[s][0] for s in sorted(written)],
+                [heads[s][1] for s in sorted(written)],
+                *_columns(stock, 4),
+                *_columns(holds, 5),
+                *_columns([(i.item_id, i.attributes.part_number, _encode(i.attributes), i.deleted) for i in _last_by_id(items, "item_id")], 4),
+                *_columns([(loc.location_id, _encode(loc.attributes)) for loc in _last_by_id(locations, "location_id")], 2),
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise _conflict(exc) from None
+        except asyncpg.CheckViolationError as exc:
+            raise errors.InvariantViolated(f"the database refused the write: {exc.constraint_name}") from exc
+        recorded = [msgspec.structs.replace(e, position=p) for e, p in zip(rows, positions, strict=True)]
+        return CommandResult(events=recorded, position=positions[-1], snapshot=after)
+
+
+def _event_id(command_id: uuid.UUID | None, n: int) -> uuid.UUID:
+    # Derived ids make a re-append of the same command collide with the first in the
+    # database (event_id is unique forever), not merely within some time window.
+    return uuid.uuid5(command_id, str(n)) if command_id else uuid.uuid4()
+
+
+def _conflict(exc: asyncpg.UniqueViolationError) -> Exception:
+    """The one place a unique violation is given its meaning."""
+    match exc.constraint_name:
+        case "events_stream_version_key":
+            return _StreamRaced()
+        case "events_event_id_key":
+            return errors.DuplicateEvent()
+        case "item_state_part_number_key":
+            return errors.DuplicatePartNumber()
+    return errors.InvariantViolated(f"unexpected unique violation: {exc.constraint_name}")
+
+
+def _stock_changes(before: Snapshot, after: Snapshot) -> tuple[list[tuple], list[tuple]]:
+    """The stock rows and job holds that differ between two snapshots.
+
+    A hold written with quantity 0 is deleted by the append.
+    """
+    stock, holds = [], []
+    for item_id, item in after.items.items():
+        old_item = before.item(item_id)
+        for location_id, level in item.stock.items():
+            old = old_item.level(location_id)
+            if level == old:
+                continue
+            stock.append((item_id, location_id, level.quantity, level.reserved))
+            for job_id in sorted(old.holds.keys() | level.holds.keys()):
+                hold = level.holds.get(job_id)
+                if hold != old.holds.get(job_id):
+                    holds.append(
+                        (item_id, location_id, job_id, hold.quantity if hold else 0, hold.expires_at if hold else None)
+                    )
+    return stock, holds
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _last_by_id(states: list, field: str) -> list:
+    return list({getattr(s, field): s for s in states}.values())

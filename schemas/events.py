@@ -1,0 +1,212 @@
+"""Every event the ledger records, as one msgspec tagged union.
+
+The tag is the event's `type` and is written into the stored `data`, so a stored event
+decodes straight into its class. Tags are explicit and stable: renaming a class must
+never change how stored events read back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+# Quantities are 64-bit signed integers end to end (PostgreSQL bigint).
+MAX_QUANTITY = 2**63 - 1
+Quantity = Annotated[int, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
+ShortText = Annotated[str, msgspec.Meta(max_length=200)]
+LongText = Annotated[str, msgspec.Meta(max_length=2000)]
+Money = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
+LocationType = Literal["warehouse", "vehicle", "technician", "job_site", "other"]
+ReleaseReason = Literal["requested", "expired", "completed"]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event. Stock and item events belong to stream `item-<item_id>`."""
+
+
+# --- stock movements (the tags are the transaction types of the API) -----------------
+
+
+class StockAdded(Event, tag="Add"):
+    item_id: int
+    location_id: int
+    quantity: int
+    notes: str | None = None
+
+
+class StockRemoved(Event, tag="Remove"):
+    item_id: int
+    location_id: int
+    quantity: int
+    notes: str | None = None
+
+
+class StockAdjusted(Event, tag="Adjust"):
+    item_id: int
+    location_id: int
+    quantity: int  # signed
+    reason: str | None = None
+    # Set when the adjustment came from a counted quantity (PUT .../stock/{location}).
+    counted_quantity: int | None = None
+
+
+class TransferredOut(Event, tag="Transfer_out"):
+    item_id: int
+    location_id: int
+    to_location_id: int
+    quantity: int
+    transfer_id: uuid.UUID
+    notes: str | None = None
+
+
+class TransferredIn(Event, tag="Transfer_in"):
+    item_id: int
+    location_id: int
+    from_location_id: int
+    quantity: int
+    transfer_id: uuid.UUID
+    notes: str | None = None
+
+
+class StockReserved(Event, tag="Reserve"):
+    item_id: int
+    location_id: int
+    job_id: int
+    quantity: int
+    expires_at: datetime | None = None
+    notes: str | None = None
+
+
+class StockReleased(Event, tag="Release"):
+    item_id: int
+    location_id: int
+    job_id: int
+    quantity: int
+    reason: ReleaseReason = "requested"
+    notes: str | None = None
+
+
+class JobCompleted(Event, tag="Job_complete"):
+    item_id: int
+    location_id: int
+    job_id: int
+    quantity: int  # consumed in all
+    from_reserved: int  # of which came out of the job's reservation
+    notes: str | None = None
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+class ItemAttributes(msgspec.Struct, frozen=True, kw_only=True):
+    part_number: str
+    part_name: str
+    description: str | None = None
+    category: str | None = None
+    serial_number: str | None = None
+    min_stock_level: int = 0
+    reorder_quantity: int = 0
+    cost_per_unit: float | None = None
+    price_per_unit: float | None = None
+    supplier_id: int | None = None
+
+
+class ItemCreated(Event, tag="ItemCreated"):
+    item_id: int
+    attributes: ItemAttributes
+
+
+class ItemUpdated(Event, tag="ItemUpdated"):
+    item_id: int
+    attributes: ItemAttributes  # the whole set after the update
+    changed: list[str]
+
+
+class ItemDeleted(Event, tag="ItemDeleted"):
+    item_id: int
+
+
+class LocationAttributes(msgspec.Struct, frozen=True, kw_only=True):
+    location_name: str
+    location_type: LocationType = "warehouse"
+    address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip: str | None = None
+    is_active: bool = True
+
+
+class LocationCreated(Event, tag="LocationCreated"):
+    location_id: int
+    attributes: LocationAttributes
+
+
+class LocationUpdated(Event, tag="LocationUpdated"):
+    location_id: int
+    attributes: LocationAttributes
+    changed: list[str]
+
+
+StockEvent = (
+    StockAdded
+    | StockRemoved
+    | StockAdjusted
+    | TransferredOut
+    | TransferredIn
+    | StockReserved
+    | StockReleased
+    | JobCompleted
+)
+ItemEvent = StockEvent | ItemCreated | ItemUpdated | ItemDeleted
+LocationEvent = LocationCreated | LocationUpdated
+LedgerEvent = ItemEvent | LocationEvent
+
+STOCK_TRANSACTION_TYPES = (
+    "Add",
+    "Remove",
+    "Transfer_out",
+    "Transfer_in",
+    "Adjust",
+    "Reserve",
+    "Release",
+    "Job_complete",
+)
+EVENT_TYPES = tuple(cls.__struct_config__.tag for cls in LedgerEvent.__args__)
+
+
+def stream_of(event: LedgerEvent) -> str:
+    """The stream an event belongs to: its item's, or its location's for location events."""
+    match event:
+        case LocationCreated() | LocationUpdated():
+            return f"location-{event.location_id}"
+        case _:
+            return f"item-{event.item_id}"
+
+
+class EventMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str | None = None
+    key_id: int | None = None
+    user_name: str | None = None
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """A recorded event: what `GET /events` returns and what the relay publishes."""
+
+    event_id: uuid.UUID
+    position: int
+    org_id: int
+    stream: str
+    version: int
+    type: str
+    data: LedgerEvent
+    metadata: EventMetadata
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
