@@ -160,7 +160,7 @@ class EventStore:
         command_id: uuid.UUID | None,
         expected_version: int | None,
     ) -> CommandResult:
-        snapshot, heads = (Snapshot(), {}) if reads.creates else await self._load(conn, org_id, reads)
+        snapshot, heads = (Snapshot(), {}) if reads.creates else await load_snapshot(conn, org_id, reads)
         if expected_version is not None:
             current = heads.get(reads.target_stream, (0, GENESIS))[0]
             if current != expected_version:
@@ -185,41 +185,6 @@ class EventStore:
         if not recorded or recorded[0].org_id != org_id:
             raise errors.Conflict("this command id was already used by another organization")
         return CommandResult(events=recorded, position=recorded[-1].position, snapshot=Snapshot(), replayed=True)
-
-    # --- load --------------------------------------------------------------------------
-
-    async def _load(self, conn, org_id: int, reads: Footprint) -> tuple[Snapshot, dict[str, tuple[int, str]]]:
-        row = await conn.fetchrow(
-            statements.LOAD_SNAPSHOT,
-            org_id,
-            list(reads.items),
-            list(reads.locations),
-            [item for item, _ in reads.places],
-            [location for _, location in reads.places],
-            reads.job_id,
-            list(reads.whole_items),
-        )
-        heads: dict[str, tuple[int, str]] = {}
-        stock: dict[int, dict[int, StockLevel]] = {}
-        for s in _decode_stock(row["stock"]):
-            holds = {h.job_id: Hold(quantity=h.quantity, expires_at=h.expires_at) for h in s.holds}
-            stock.setdefault(s.item_id, {})[s.location_id] = StockLevel(
-                quantity=s.quantity, reserved=s.reserved, holds=holds, recorded=True
-            )
-        items = {}
-        for i in _decode_items(row["items"]):
-            heads[f"item-{i.item_id}"] = (i.version, i.last_hash)
-            items[i.item_id] = ItemState(
-                item_id=i.item_id, version=i.version, attributes=i.attributes, deleted=i.deleted,
-                stock=stock.get(i.item_id, {}),
-            )
-        locations = {}
-        for loc in _decode_locations(row["locations"]):
-            heads[f"location-{loc.location_id}"] = (loc.version, loc.last_hash)
-            locations[loc.location_id] = LocationState(
-                location_id=loc.location_id, version=loc.version, attributes=loc.attributes
-            )
-        return Snapshot(items=items, locations=locations), heads
 
     # --- append ------------------------------------------------------------------------
 
@@ -287,6 +252,43 @@ class EventStore:
             raise errors.InvariantViolated(f"the database refused the write: {exc.constraint_name}") from exc
         recorded = [msgspec.structs.replace(e, position=p) for e, p in zip(rows, positions, strict=True)]
         return CommandResult(events=recorded, position=positions[-1], snapshot=after)
+
+
+async def load_snapshot(
+    conn: asyncpg.Connection | asyncpg.Pool, org_id: int, reads: Footprint
+) -> tuple[Snapshot, dict[str, tuple[int, str]]]:
+    """The slice of the write model `reads` names, and the (version, last hash) of its streams."""
+    row = await conn.fetchrow(
+        statements.LOAD_SNAPSHOT,
+        org_id,
+        list(reads.items),
+        list(reads.locations),
+        [item for item, _ in reads.places],
+        [location for _, location in reads.places],
+        reads.job_id,
+        list(reads.whole_items),
+    )
+    heads: dict[str, tuple[int, str]] = {}
+    stock: dict[int, dict[int, StockLevel]] = {}
+    for s in _decode_stock(row["stock"]):
+        holds = {h.job_id: Hold(quantity=h.quantity, expires_at=h.expires_at) for h in s.holds}
+        stock.setdefault(s.item_id, {})[s.location_id] = StockLevel(
+            quantity=s.quantity, reserved=s.reserved, holds=holds, recorded=True
+        )
+    items = {}
+    for i in _decode_items(row["items"]):
+        heads[f"item-{i.item_id}"] = (i.version, i.last_hash)
+        items[i.item_id] = ItemState(
+            item_id=i.item_id, version=i.version, attributes=i.attributes, deleted=i.deleted,
+            stock=stock.get(i.item_id, {}),
+        )
+    locations = {}
+    for loc in _decode_locations(row["locations"]):
+        heads[f"location-{loc.location_id}"] = (loc.version, loc.last_hash)
+        locations[loc.location_id] = LocationState(
+            location_id=loc.location_id, version=loc.version, attributes=loc.attributes
+        )
+    return Snapshot(items=items, locations=locations), heads
 
 
 def _event_id(command_id: uuid.UUID | None, n: int) -> uuid.UUID:

@@ -1,0 +1,1 @@
+SELECT org_id FROM organizations WHERE name = $1

@@ -1,0 +1,71 @@
+"""Fixtures: a real PostgreSQL and a real NATS, and a fresh database for every test.
+
+The servers come from `LEDGER_TEST_DATABASE_URL` / `LEDGER_TEST_NATS_URL` when given,
+otherwise from the embedded servers (tests/fixtures_servers.py). Every test gets its own
+database, cloned from a migrated template, so no test sees another's events (and
+advisory locks, which are per database, do not collide).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest_asyncio
+
+from ledger.db import create_pool
+from ledger.keys import ensure_organization
+from ledger.migrate import migrate_dsn
+from ledger.store import EventStore
+
+pytest_plugins = ["tests.fixtures_servers"]
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def template_database(postgres_url: str):
+    name = f"ledger_template_{os.getpid()}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await migrate_dsn(with_database(postgres_url, name))
+        yield name
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def database_url(postgres_url: str, template_database: str):
+    name = f"ledger_test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(postgres_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def pool(database_url: str):
+    pool = await create_pool(database_url, min_size=1, max_size=40)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def store(pool) -> EventStore:
+    return EventStore(pool)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def org_id(pool) -> int:
+    return await ensure_organization(pool, "acme")
