@@ -133,8 +133,10 @@ class EventStore:
                 if attempt == 0:
                     return await self._attempt(self._pool, org_id, command, reads, metadata, command_id, expected_version)
                 async with self._pool.acquire() as conn, conn.transaction():
-                    await self._lock(conn, org_id, command, reads)
-                    return await self._attempt(conn, org_id, command, reads, metadata, command_id, expected_version)
+                    locked = await self._lock(conn, org_id, reads)
+                    return await self._attempt(
+                        conn, org_id, command, reads, metadata, command_id, expected_version, locked
+                    )
             except _StreamRaced:
                 if expected_version is not None:
                     raise errors.VersionConflict(
@@ -144,11 +146,17 @@ class EventStore:
                 return await self._recorded(org_id, command_id)
         raise errors.Conflict("the command kept racing other writers; try again")
 
-    async def _lock(self, conn, org_id: int, command: AnyCommand, reads: Footprint) -> None:
-        streams = [f"item-{i}" for i in reads.items] + [
-            f"location-{loc}" for loc in reads.locations if not reads.items
-        ]
+    async def _lock(self, conn, org_id: int, reads: Footprint) -> set[str]:
+        """Lock every stream the command may write, in one sorted statement.
+
+        A job's holds may be on items the command does not name; they are found first.
+        """
+        streams = {f"item-{i}" for i in reads.items} or {f"location-{loc}" for loc in reads.locations}
+        if reads.job_id is not None:
+            snapshot, _ = await load_snapshot(conn, org_id, reads)
+            streams |= {f"item-{i}" for i in snapshot.items}
         await conn.execute(statements.LOCK_STREAMS, org_id, sorted(streams))
+        return streams
 
     async def _attempt(
         self,
@@ -159,6 +167,7 @@ class EventStore:
         metadata: EventMetadata,
         command_id: uuid.UUID | None,
         expected_version: int | None,
+        locked: set[str] | None = None,
     ) -> CommandResult:
         snapshot, heads = (Snapshot(), {}) if reads.creates else await load_snapshot(conn, org_id, reads)
         if expected_version is not None:
@@ -169,6 +178,8 @@ class EventStore:
                     current_version=current,
                 )
         events = decide(snapshot, command)
+        if locked is not None and not {stream_of(e) for e in events} <= locked:
+            raise _StreamRaced()  # a job took a hold on another item since we looked: lock again
         if len(events) > MAX_EVENTS_PER_COMMAND:
             raise errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
         if not events:
@@ -248,6 +259,8 @@ class EventStore:
             )
         except asyncpg.UniqueViolationError as exc:
             raise _conflict(exc) from None
+        except asyncpg.DeadlockDetectedError:
+            raise _StreamRaced() from None  # not expected (heads lock in order); retried anyway
         except asyncpg.CheckViolationError as exc:
             raise errors.InvariantViolated(f"the database refused the write: {exc.constraint_name}") from exc
         recorded = [msgspec.structs.replace(e, position=p) for e, p in zip(rows, positions, strict=True)]

@@ -44,6 +44,17 @@ BEGIN
     -- list can then be sure it holds no position below what the reader has seen.
     PERFORM pg_current_xact_id();
 
+    -- Stream heads first, in stream order: the row locks taken here queue two commands
+    -- on shared streams in the same order, so multi-stream commands cannot deadlock on
+    -- the rows written after them. (If the head moved meanwhile, the event insert below
+    -- finds the version taken and the whole call fails.)
+    INSERT INTO streams (org_id, stream, version, last_hash)
+    SELECT p_org_id, h.stream, h.version, h.hash
+    FROM unnest(h_streams, h_versions, h_hashes) AS h(stream, version, hash)
+    ORDER BY h.stream
+    ON CONFLICT (org_id, stream) DO UPDATE
+        SET version = excluded.version, last_hash = excluded.last_hash;
+
     WITH inserted AS (
         INSERT INTO events (event_id, org_id, stream, version, type, data, metadata,
                             recorded_at, prev_hash, hash)
@@ -57,12 +68,6 @@ BEGIN
         RETURNING position
     )
     SELECT array_agg(position ORDER BY position) INTO positions FROM inserted;
-
-    INSERT INTO streams (org_id, stream, version, last_hash)
-    SELECT p_org_id, h.stream, h.version, h.hash
-    FROM unnest(h_streams, h_versions, h_hashes) AS h(stream, version, hash)
-    ON CONFLICT (org_id, stream) DO UPDATE
-        SET version = excluded.version, last_hash = excluded.last_hash;
 
     INSERT INTO item_state (item_id, org_id, part_number, attributes, deleted)
     SELECT i.id, p_org_id, i.part_number, i.attributes, i.deleted
