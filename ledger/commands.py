@@ -58,7 +58,9 @@ class TransferStock(Command):
     to_location_id: int
     quantity: int
     notes: str | None = None
-    transfer_id: str = ""  # filled by the shell (a UUID) so decide stays deterministic
+    # The id both halves share. The store fills it in (from the command id, or at random)
+    # when the caller leaves it out, so decide stays deterministic.
+    transfer_id: str | None = None
 
 
 class ReserveStock(Command):

@@ -157,15 +157,17 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
         case SetCountedQuantity(item_id=item_id, location_id=location_id, quantity=counted):
             _within_limit(counted)
             item = _item(snapshot, item_id)
+            _location(snapshot, location_id)
             current = item.level(location_id).quantity
             if command.expected_quantity is not None and command.expected_quantity != current:
                 raise errors.CountMismatch(
                     f"expected {command.expected_quantity} at the location, the ledger has {current}",
                     current_quantity=current,
                 )
-            _location(snapshot, location_id)
             if counted != current:
-                yield _adjustment(snapshot, item, location_id, counted - current, command.reason, counted)
+                # A count records what is physically there, so it may raise the quantity
+                # even at an inactive location.
+                yield _adjustment(snapshot, item, location_id, counted - current, command.reason, counted=counted)
 
         case TransferStock(item_id=item_id, from_location_id=source, to_location_id=target, quantity=n):
             _positive(n)
@@ -178,6 +180,8 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                 raise errors.NoStock()
             _available(item, source, n)
             _within_limit(item.level(target).quantity + n)
+            if not command.transfer_id:
+                raise errors.ValidationFailed("a transfer needs a transfer_id")
             transfer_id = uuid.UUID(command.transfer_id)
             yield TransferredOut(
                 item_id=item_id, location_id=source, to_location_id=target, quantity=n,
@@ -335,9 +339,10 @@ def _adjustment(
     location_id: int,
     n: int,
     reason: str | None,
+    *,
     counted: int | None = None,
 ) -> StockAdjusted:
-    if n > 0:
+    if n > 0 and counted is None:
         _receiving_location(snapshot, location_id)
     else:
         _location(snapshot, location_id)

@@ -10,6 +10,7 @@ so a hot item never starves a writer.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ import asyncpg
 import msgspec
 
 from ledger import errors, statements
-from ledger.commands import AnyCommand, CreateItem, CreateLocation
+from ledger.commands import AnyCommand, CreateItem, CreateLocation, TransferStock
 from ledger.decide import apply, decide
 from ledger.footprint import Footprint, footprint
 from ledger.hashing import GENESIS, event_hash
@@ -94,7 +95,7 @@ class _StreamRaced(Exception):
 
 
 class EventStore:
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool | asyncpg.Connection):
         self._pool = pool
 
     # --- commands ----------------------------------------------------------------------
@@ -124,6 +125,9 @@ class EventStore:
         from it, so recording the same command twice finds the first recording instead.
         `expected_version` is an `If-Match`: the command's stream must be at exactly it.
         """
+        if isinstance(command, TransferStock) and not command.transfer_id:
+            transfer_id = uuid.uuid5(command_id, "transfer") if command_id else uuid.uuid4()
+            command = msgspec.structs.replace(command, transfer_id=str(transfer_id))
         reads = footprint(command)
         if expected_version is not None and reads.target_stream is None:
             raise errors.ValidationFailed("If-Match applies only to commands on a single item or location")
@@ -131,8 +135,9 @@ class EventStore:
         for attempt in range(_ATTEMPTS):
             try:
                 if attempt == 0:
-                    return await self._attempt(self._pool, org_id, command, reads, metadata, command_id, expected_version)
-                async with self._pool.acquire() as conn, conn.transaction():
+                    async with self._connection() as conn:
+                        return await self._attempt(conn, org_id, command, reads, metadata, command_id, expected_version)
+                async with self._connection() as conn, conn.transaction():
                     locked = await self._lock(conn, org_id, reads)
                     return await self._attempt(
                         conn, org_id, command, reads, metadata, command_id, expected_version, locked
@@ -145,6 +150,15 @@ class EventStore:
             except errors.DuplicateEvent:
                 return await self._recorded(org_id, command_id)
         raise errors.Conflict("the command kept racing other writers; try again")
+
+    @contextlib.asynccontextmanager
+    async def _connection(self):
+        """One connection for the whole command (a store made on a connection uses it)."""
+        if isinstance(self._pool, asyncpg.Pool):
+            async with self._pool.acquire() as conn:
+                yield conn
+        else:
+            yield self._pool
 
     async def _lock(self, conn, org_id: int, reads: Footprint) -> set[str]:
         """Lock every stream the command may write, in one sorted statement.

@@ -1,0 +1,183 @@
+"""The `ledger` command: the one composition root of the project.
+
+Every command that needs PostgreSQL uses `LEDGER_DATABASE_URL`, or else the embedded
+server under `LEDGER_DATA_DIR` (started if it is not running, and stopped afterwards
+only if this command started it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import click
+import msgspec
+
+from ledger import errors
+from ledger.settings import Settings
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    if settings.database.url:
+        yield settings.database.url
+        return
+    from ledger.embedded import start_postgres
+
+    server = start_postgres(settings.data_dir)
+    try:
+        yield server.url
+    finally:
+        if server.started:
+            server.stop()
+
+
+def run(coro):
+    try:
+        return asyncio.run(coro)
+    except errors.LedgerError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Event-sourced inventory ledger."""
+    ctx.obj = Settings.from_env()
+
+
+@main.command()
+@click.pass_obj
+def migrate(settings: Settings) -> None:
+    """Apply the schema migrations that are missing (safe to run concurrently)."""
+    from ledger.migrate import migrate_dsn
+
+    with database_url(settings) as url:
+        applied = run(migrate_dsn(url))
+    click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--org", "org_name", required=True, help="Organization name (created if new).")
+@click.option("--scopes", required=True, help="Comma-separated scopes, e.g. inventory:read,inventory:write.")
+@click.option("--name", "label", default=None, help="A label for the key.")
+@click.option("--allow-ip", "allowed_ips", multiple=True, help="Accept the key only from this address or network.")
+@click.option("--json", "as_json", is_flag=True, help="Print the key as JSON on the last line.")
+@click.pass_obj
+def keys_create(settings: Settings, org_name: str, scopes: str, label: str | None, allowed_ips: tuple[str, ...], as_json: bool) -> None:
+    """Create an API key; the key is printed once and never again."""
+    from ledger.keys import create_key, ensure_organization
+
+    async def create():
+        conn = await _connect(url)
+        try:
+            org_id = await ensure_organization(conn, org_name)
+            created, _ = await create_key(
+                conn, org_id, [s.strip() for s in scopes.split(",") if s.strip()],
+                name=label, allowed_ips=list(allowed_ips) or None,
+            )
+            return created
+        finally:
+            await conn.close()
+
+    with database_url(settings) as url:
+        created = run(create())
+    if as_json:
+        click.echo(msgspec.json.encode(created).decode())
+    else:
+        click.echo(f"API key {created.key_id} for organization {org_name} ({', '.join(created.scopes)}):")
+        click.echo(f"  {created.key}")
+        click.echo("Store it now: it is not shown again.")
+
+
+@keys.command("list")
+@click.option("--org", "org_name", default=None, help="Only this organization's keys.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def keys_list(settings: Settings, org_name: str | None, as_json: bool) -> None:
+    """List API keys (their ids and prefixes; never the keys)."""
+    from ledger.keys import find_organization, list_keys
+
+    async def listing():
+        conn = await _connect(url)
+        try:
+            org_id = await find_organization(conn, org_name) if org_name else None
+            return await list_keys(conn, org_id)
+        finally:
+            await conn.close()
+
+    with database_url(settings) as url:
+        found = run(listing())
+    if as_json:
+        click.echo(msgspec.json.encode(found).decode())
+        return
+    for k in found:
+        state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+        click.echo(f"{k.key_id:>6}  {k.org_name:<20} {k.key_prefix}…  {','.join(k.scopes):<40} {k.name or '':<16} {state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+@click.option("--org", "org_name", default=None, help="Refuse unless the key belongs to this organization.")
+@click.pass_obj
+def keys_revoke(settings: Settings, key_id: int, org_name: str | None) -> None:
+    """Revoke an API key by id."""
+    from ledger.keys import find_organization, revoke_key
+
+    async def revoke():
+        conn = await _connect(url)
+        try:
+            org_id = await find_organization(conn, org_name) if org_name else None
+            await revoke_key(conn, key_id, org_id)
+        finally:
+            await conn.close()
+
+    with database_url(settings) as url:
+        run(revoke())
+    click.echo(f"revoked key {key_id}")
+
+
+@main.command()
+@click.option("--org", "org_name", default=None, help="Only this organization's streams.")
+@click.pass_obj
+def verify(settings: Settings, org_name: str | None) -> None:
+    """Check every hash chain and re-fold every stream against the write model."""
+    from ledger.audit import audit_all
+    from ledger.keys import find_organization
+
+    async def audit():
+        conn = await _connect(url)
+        try:
+            org_id = await find_organization(conn, org_name) if org_name else None
+            return await audit_all(conn, org_id)
+        finally:
+            await conn.close()
+
+    with database_url(settings) as url:
+        reports = run(audit())
+    problems = [p for r in reports for p in r.problems]
+    events = sum(r.events for r in reports)
+    for problem in problems:
+        click.echo(f"MISMATCH {problem}")
+    click.echo(f"{len(reports)} streams, {events} events: " + (f"{len(problems)} problems" if problems else "all sound"))
+    sys.exit(1 if problems else 0)
+
+
+async def _connect(url: str):
+    from ledger.db import connect
+    from ledger.migrate import migrate
+
+    conn = await connect(url)
+    await migrate(conn)  # a fresh embedded database is usable by every command at once
+    return conn
+
+
+if __name__ == "__main__":
+    main()
