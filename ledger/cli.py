@@ -18,6 +18,9 @@ import msgspec
 from ledger import errors
 from ledger.settings import Settings
 
+# Packages whose schema migrations `migrate` applies, in this order.
+SCHEMA_PACKAGES = ("ledger", "projections")
+
 
 @contextlib.contextmanager
 def database_url(settings: Settings) -> Iterator[str]:
@@ -55,7 +58,7 @@ def migrate(settings: Settings) -> None:
     from ledger.migrate import migrate_dsn
 
     with database_url(settings) as url:
-        applied = run(migrate_dsn(url))
+        applied = run(migrate_dsn(url, SCHEMA_PACKAGES))
     click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -175,7 +178,7 @@ async def _connect(url: str):
     from ledger.migrate import migrate
 
     conn = await connect(url)
-    await migrate(conn)  # a fresh embedded database is usable by every command at once
+    await migrate(conn, SCHEMA_PACKAGES)  # a fresh embedded database is usable by every command at once
     return conn
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest_asyncio
 
+from ledger.cli import SCHEMA_PACKAGES
 from ledger.db import create_pool
 from ledger.keys import ensure_organization
 from ledger.migrate import migrate_dsn
@@ -35,7 +36,7 @@ async def template_database(postgres_url: str):
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await admin.execute(f'CREATE DATABASE "{name}"')
-        await migrate_dsn(with_database(postgres_url, name))
+        await migrate_dsn(with_database(postgres_url, name), SCHEMA_PACKAGES)
         yield name
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
