@@ -86,6 +86,10 @@ class CompleteJob(Command):
 class CreateItem(Command):
     item_id: int  # allocated by the store before deciding
     attributes: ItemAttributes
+    # Stock the item arrives with (seed 004's `quantity_on_hand` on create), recorded as an
+    # Add at `location_id` in the same command.
+    initial_quantity: int = 0
+    location_id: int | None = None
 
 
 class UpdateItem(Command):

@@ -243,11 +243,18 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                     reason="completed", notes=command.notes,
                 )
 
-        case CreateItem(item_id=item_id, attributes=attributes):
+        case CreateItem(item_id=item_id, attributes=attributes, initial_quantity=n, location_id=location_id):
             _item_attributes_present(attributes)
             if snapshot.item(item_id).attributes is not None:
                 raise errors.Conflict(f"item {item_id} already exists")
+            if n:
+                _positive(n)
+                if location_id is None:
+                    raise errors.ValidationFailed("an initial quantity needs a location", code="missing_location_id")
+                _receiving_location(snapshot, location_id)
             yield ItemCreated(item_id=item_id, attributes=attributes)
+            if n:
+                yield StockAdded(item_id=item_id, location_id=location_id, quantity=n, notes="initial quantity")
 
         case UpdateItem(item_id=item_id, attributes=attributes):
             item = _item(snapshot, item_id)

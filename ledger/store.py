@@ -183,7 +183,7 @@ class EventStore:
         expected_version: int | None,
         locked: set[str] | None = None,
     ) -> CommandResult:
-        snapshot, heads = (Snapshot(), {}) if reads.creates else await load_snapshot(conn, org_id, reads)
+        snapshot, heads = (Snapshot(), {}) if reads.empty else await load_snapshot(conn, org_id, reads)
         if expected_version is not None:
             current = heads.get(reads.target_stream, (0, GENESIS))[0]
             if current != expected_version:
