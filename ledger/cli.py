@@ -33,7 +33,7 @@ def database_url(settings: Settings) -> Iterator[str]:
     try:
         yield server.url
     finally:
-        if server.started:
+        if server.owner:
             server.stop()
 
 

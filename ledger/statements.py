@@ -5,12 +5,13 @@ from __future__ import annotations
 from importlib import resources
 
 
-def _load() -> dict[str, str]:
-    folder = resources.files("ledger") / "sql"
+def load_sql(package: str) -> dict[str, str]:
+    """Every `.sql` file in `package/sql/`, by name without the suffix."""
+    folder = resources.files(package) / "sql"
     return {f.name.removesuffix(".sql"): f.read_text() for f in folder.iterdir() if f.name.endswith(".sql")}
 
 
-_SQL = _load()
+_SQL = load_sql("ledger")
 
 APPEND_EVENTS = _SQL["append_events"]
 LOAD_SNAPSHOT = _SQL["load_snapshot"]

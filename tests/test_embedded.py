@@ -1,0 +1,158 @@
+"""The embedded default on real servers: start, reuse, restart, and recovery from a
+launcher that died (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import nats
+import pytest
+
+from ledger import embedded
+from ledger.embedded import start_nats, start_postgres
+from tests.fixtures_servers import remove_data_dir, scratch_data_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    with scratch_data_dir() as path:
+        yield path
+
+
+def refuses_connections(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+async def test_both_servers_keep_their_data_across_a_restart(data_dir: Path) -> None:
+    pg, bus = start_postgres(data_dir, durable=False), start_nats(data_dir)
+    try:
+        conn = await asyncpg.connect(pg.url)
+        assert (await conn.fetchval("SELECT version()")).startswith("PostgreSQL 18")
+        assert await conn.fetchval("SHOW server_encoding") == "UTF8"
+        await conn.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+        await conn.close()
+        nc = await nats.connect(bus.url)
+        js = nc.jetstream()
+        await js.add_stream(name="KEPT", subjects=["kept.>"])
+        ack = await js.publish("kept.one", b"hello", headers={"Nats-Msg-Id": "one"})
+        assert (ack.stream, ack.seq) == ("KEPT", 1)
+        await nc.close()
+    finally:
+        pg.stop()
+        bus.stop()
+    assert refuses_connections(pg.url) and refuses_connections(bus.url)
+
+    pg_again, bus_again = start_postgres(data_dir, durable=False), start_nats(data_dir)
+    try:
+        # The remembered ports were free, so the URLs a user copied still work.
+        assert (pg_again.url, bus_again.url) == (pg.url, bus.url)
+        conn = await asyncpg.connect(pg_again.url)
+        assert await conn.fetchval("SELECT n FROM kept") == 42
+        await conn.close()
+        nc = await nats.connect(bus_again.url)
+        assert (await nc.jetstream().stream_info("KEPT")).state.messages == 1
+        await nc.close()
+    finally:
+        pg_again.stop()
+        bus_again.stop()
+
+
+async def test_a_second_start_reuses_the_running_servers_and_only_the_first_stops_them(data_dir: Path) -> None:
+    first_pg, first_bus = start_postgres(data_dir, durable=False), start_nats(data_dir)
+    second_pg, second_bus = start_postgres(data_dir, durable=False), start_nats(data_dir)
+    assert (second_pg.url, second_bus.url) == (first_pg.url, first_bus.url)
+    assert (first_pg.owner, second_pg.owner, first_bus.owner, second_bus.owner) == (True, False, True, False)
+
+    second_pg.stop()
+    second_bus.stop()
+    conn = await asyncpg.connect(first_pg.url)
+    assert await conn.fetchval("SELECT current_database()") == "ledger"
+    await conn.close()
+    await (await nats.connect(first_bus.url)).close()
+
+    first_pg.stop()
+    first_bus.stop()
+    first_pg.stop()  # idempotent
+    assert refuses_connections(first_pg.url) and refuses_connections(first_bus.url)
+
+
+async def test_stale_pid_files_do_not_prevent_a_start(data_dir: Path) -> None:
+    start_postgres(data_dir, durable=False).stop()
+    start_nats(data_dir).stop()
+    cluster, port = (data_dir / "postgres").resolve(), (data_dir / "postgres.port").read_text().strip()
+    # A dead pid, then one the OS gave to an unrelated process (as after a reboot).
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        for pid in (dead_pid(), bystander.pid):
+            (cluster / "postmaster.pid").write_text(
+                f"{pid}\n{cluster}\n1700000000\n{port}\n{cluster}\n127.0.0.1\n0 0\nready\n"
+            )
+            (data_dir / "nats.pid").write_text(f"{pid}\n")
+            with start_postgres(data_dir, durable=False) as pg, start_nats(data_dir) as bus:
+                conn = await asyncpg.connect(pg.url)
+                assert await conn.fetchval("SELECT 1") == 1
+                await conn.close()
+                await (await nats.connect(bus.url)).close()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+async def test_servers_left_running_by_a_killed_launcher_are_adopted_and_stopped(data_dir: Path) -> None:
+    launcher = (
+        "import os, signal, sys\n"
+        "from ledger.embedded import start_nats, start_postgres\n"
+        "print(start_postgres(sys.argv[1], durable=False).url, start_nats(sys.argv[1]).url, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", launcher, str(data_dir)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    left_pg, left_bus = run.stdout.split()
+
+    pg, bus = start_postgres(data_dir, durable=False), start_nats(data_dir)
+    assert (pg.url, bus.url, pg.owner, bus.owner) == (left_pg, left_bus, True, True)
+    conn = await asyncpg.connect(pg.url)
+    assert await conn.fetchval("SELECT 1") == 1
+    await conn.close()
+    pg.stop()
+    bus.stop()
+    assert refuses_connections(pg.url) and refuses_connections(bus.url)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+async def test_as_root_a_cluster_nobody_cannot_reach_is_kept_under_var_lib() -> None:
+    private = Path(tempfile.mkdtemp(prefix="ledger-test-private-"))  # 0700, owned by root
+    data_dir = private / "data"
+    try:
+        with start_postgres(data_dir, durable=False) as pg:
+            cluster = data_dir / "postgres"
+            assert cluster.is_symlink() and cluster.resolve().parent == embedded.FALLBACK_ROOT
+            assert private.stat().st_mode & 0o777 == 0o700  # the parents were left alone
+            conn = await asyncpg.connect(pg.url)
+            assert await conn.fetchval("SELECT current_user") == "postgres"
+            await conn.close()
+    finally:
+        remove_data_dir(data_dir)
+        remove_data_dir(private)
