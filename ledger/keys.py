@@ -17,7 +17,7 @@ import msgspec
 
 from ledger import errors, statements
 
-SCOPES = (
+ALL_SCOPES = SCOPES = (
     "inventory:read",
     "inventory:write",
     "inventory:transfer",

@@ -100,9 +100,20 @@ class EventStore:
 
     # --- commands ----------------------------------------------------------------------
 
-    async def create_item(self, org_id: int, attributes: ItemAttributes, **options) -> CommandResult:
+    async def create_item(
+        self,
+        org_id: int,
+        attributes: ItemAttributes,
+        *,
+        initial_quantity: int = 0,
+        location_id: int | None = None,
+        **options,
+    ) -> CommandResult:
         item_id = await self._pool.fetchval(statements.NEXT_ITEM_ID)
-        return await self.execute(org_id, CreateItem(item_id=item_id, attributes=attributes), **options)
+        command = CreateItem(
+            item_id=item_id, attributes=attributes, initial_quantity=initial_quantity, location_id=location_id
+        )
+        return await self.execute(org_id, command, **options)
 
     async def create_location(self, org_id: int, attributes: LocationAttributes, **options) -> CommandResult:
         location_id = await self._pool.fetchval(statements.NEXT_LOCATION_ID)
@@ -148,7 +159,7 @@ class EventStore:
                         f"{reads.target_stream} changed while the command was being decided"
                     ) from None
             except errors.DuplicateEvent:
-                return await self._recorded(org_id, command_id)
+                return await self._recorded(org_id, command_id, reads)
         raise errors.Conflict("the command kept racing other writers; try again")
 
     @contextlib.asynccontextmanager
@@ -203,13 +214,19 @@ class EventStore:
             return CommandResult(events=[], position=position, snapshot=snapshot)
         return await self._append(conn, org_id, snapshot, heads, events, metadata, command_id)
 
-    async def _recorded(self, org_id: int, command_id: uuid.UUID | None) -> CommandResult:
-        """The events a command recorded earlier under the same command id."""
+    async def _recorded(self, org_id: int, command_id: uuid.UUID | None, reads: Footprint) -> CommandResult:
+        """The events a command recorded earlier under the same command id.
+
+        The snapshot is the slice as it is now (the one right after the first recording
+        is not kept): a replay can say what was recorded, not what followed it then.
+        """
         ids = [_event_id(command_id, n) for n in range(MAX_EVENTS_PER_COMMAND)]
-        recorded = envelopes(await self._pool.fetch(statements.READ_EVENTS_BY_ID, ids))
-        if not recorded or recorded[0].org_id != org_id:
-            raise errors.Conflict("this command id was already used by another organization")
-        return CommandResult(events=recorded, position=recorded[-1].position, snapshot=Snapshot(), replayed=True)
+        async with self._connection() as conn:
+            recorded = envelopes(await conn.fetch(statements.READ_EVENTS_BY_ID, ids))
+            if not recorded or recorded[0].org_id != org_id:
+                raise errors.Conflict("this command id was already used by another organization")
+            snapshot = Snapshot() if reads.empty else (await load_snapshot(conn, org_id, reads))[0]
+        return CommandResult(events=recorded, position=recorded[-1].position, snapshot=snapshot, replayed=True)
 
     # --- append ------------------------------------------------------------------------
 

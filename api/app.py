@@ -1,0 +1,75 @@
+"""The litestar application: `create_app()` and the lifespan that owns the pool."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from litestar import Litestar, Router
+from litestar.config.app import AppConfig
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.stores.memory import MemoryStore
+
+from api.auth import ApiKeyAuthentication, KeyCache, require_scope
+from api.errors import handle_exception
+from api.idempotency import IdempotencyMiddleware
+from api.rate_limits import UNAUTHENTICATED_PATHS, rate_limit_config
+from api.request_ids import add_request_id_header
+from api.routes.health import healthz, readyz
+from api.routes.jobs import JobController
+from api.routes.keys import ApiKeyController
+from api.routes.stock import StockController
+from api.routes.transfers import TransferController
+from api.settings import ApiSettings
+from ledger.db import create_pool
+from ledger.store import EventStore
+
+
+def create_app(settings: ApiSettings | None = None) -> Litestar:
+    settings = settings or ApiSettings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url, min_size=settings.pool_min, max_size=settings.pool_max)
+        app.state.pool = pool
+        app.state.store = EventStore(pool)
+        app.state.key_cache = KeyCache()
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    api = Router(
+        path="/api/v1",
+        route_handlers=[StockController, TransferController, JobController, ApiKeyController],
+        guards=[require_scope],
+    )
+    return Litestar(
+        route_handlers=[api, healthz, readyz],
+        lifespan=[lifespan],
+        middleware=[
+            rate_limit_config(settings.rate_limit_unit, settings.rate_limit).middleware,
+            DefineMiddleware(ApiKeyAuthentication, exclude=UNAUTHENTICATED_PATHS),
+            DefineMiddleware(IdempotencyMiddleware, max_body_size=settings.max_body_size),
+        ],
+        exception_handlers={Exception: handle_exception},
+        before_send=[add_request_id_header],
+        request_max_body_size=settings.max_body_size,
+        stores={"rate_limit": MemoryStore()},
+        openapi_config=OpenAPIConfig(
+            title="Inventory ledger",
+            version="1.0.0",
+            description="Event-sourced inventory ledger: every stock movement is an immutable event.",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+                    "Bearer": SecurityScheme(type="http", scheme="bearer"),
+                }
+            ),
+            security=[{"ApiKey": []}, {"Bearer": []}],
+        ),
+        debug=False,
+    )

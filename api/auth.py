@@ -1,0 +1,88 @@
+"""Who is calling: the API key (X-API-Key or Authorization: Bearer) and what it may do.
+
+Keys are looked up by their sha256 and cached for a few seconds per process (unknown
+keys too, so a flood of bad keys does not become a flood of queries). A revoked key
+stops working within `CACHE_SECONDS` everywhere, at once in the process that revoked it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from api.errors import Forbidden, InsufficientScope, Unauthorized
+from ledger.keys import ApiKey, find_key, hash_key
+
+CACHE_SECONDS = 10.0
+_CACHE_SIZE = 10_000
+# A key with the scope on the left may do what the scopes on the right allow.
+_IMPLIES = {"inventory:write": {"inventory:read"}}
+
+
+class KeyCache:
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[float, ApiKey | None]] = {}
+
+    async def lookup(self, pool, key: str) -> ApiKey | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit and hit[0] > now:
+            return hit[1]
+        found = await find_key(pool, key)
+        if len(self._entries) >= _CACHE_SIZE:
+            self._entries.clear()  # crude but bounded; entries are cheap to refetch
+        self._entries[digest] = (now + CACHE_SECONDS, found)
+        return found
+
+    def forget(self, key_id: int) -> None:
+        self._entries = {d: e for d, e in self._entries.items() if not (e[1] and e[1].key_id == key_id)}
+
+
+def presented_key(connection: ASGIConnection) -> str | None:
+    key = connection.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class ApiKeyAuthentication(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        key = presented_key(connection)
+        if not key or len(key) > 200:
+            raise Unauthorized()
+        state = connection.app.state
+        api_key = await state.key_cache.lookup(state.pool, key)
+        if api_key is None:
+            raise Unauthorized()
+        if api_key.allowed_ips is not None and not _allowed(connection, api_key.allowed_ips):
+            raise Forbidden()
+        return AuthenticationResult(user=api_key, auth=None)
+
+
+def _allowed(connection: ASGIConnection, networks: list[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(connection.client.host if connection.client else "")
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(n) for n in networks)
+
+
+def grants(scopes: list[str], needed: str) -> bool:
+    return any(s == needed or needed in _IMPLIES.get(s, ()) for s in scopes)
+
+
+def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """Guard: the route's `opt["scope"]` must be granted by the caller's key."""
+    needed = handler.opt.get("scope")
+    if needed and not grants(connection.user.scopes, needed):
+        raise InsufficientScope(f"This endpoint requires the {needed} scope")
+
+
+def caller(connection: ASGIConnection) -> ApiKey:
+    return connection.user

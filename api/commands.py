@@ -1,0 +1,61 @@
+"""Running a command for an HTTP request: who asked, under which keys, at which version."""
+
+from __future__ import annotations
+
+from litestar import Request
+
+from api.idempotency import command_id
+from api.request_ids import request_id
+from ledger import errors
+from ledger.commands import AnyCommand
+from ledger.store import CommandResult, EventStore
+from schemas import EventMetadata, ItemAttributes, LocationAttributes
+
+USER_NAME = "API"  # the transaction history's user_name for API-made changes (seed 004)
+
+
+def _metadata(request: Request) -> EventMetadata:
+    return EventMetadata(
+        request_id=request_id(request.scope),
+        key_id=request.user.key_id,
+        user_name=USER_NAME,
+        idempotency_key=request.headers.get("idempotency-key"),
+        correlation_id=request.headers.get("x-correlation-id"),
+    )
+
+
+def _expected_version(request: Request) -> int | None:
+    """`If-Match: 7` or `If-Match: "7"`: the version the command's stream must be at."""
+    value = request.headers.get("if-match")
+    if value is None:
+        return None
+    try:
+        version = int(value.strip().strip('"').removeprefix("W/").strip('"'))
+    except ValueError:
+        raise errors.ValidationFailed("If-Match must be a stream version (an integer)") from None
+    if not 0 <= version < 2**31:
+        raise errors.ValidationFailed("If-Match must be a stream version (an integer)")
+    return version
+
+
+def _options(request: Request) -> dict:
+    return {
+        "metadata": _metadata(request),
+        "command_id": command_id(request.user.org_id, request.headers.get("idempotency-key")),
+        "expected_version": _expected_version(request),
+    }
+
+
+async def execute(request: Request, command: AnyCommand) -> CommandResult:
+    store: EventStore = request.app.state.store
+    return await store.execute(request.user.org_id, command, **_options(request))
+
+
+async def create_item(request: Request, attributes: ItemAttributes, **extra) -> CommandResult:
+    store: EventStore = request.app.state.store
+    return await store.create_item(request.user.org_id, attributes, **extra, **_options(request))
+
+
+async def create_location(request: Request, attributes: LocationAttributes) -> CommandResult:
+    store: EventStore = request.app.state.store
+    return await store.create_location(request.user.org_id, attributes, **_options(request))

@@ -1,0 +1,76 @@
+"""Stock commands on one item: add, remove, adjust, and set a counted quantity."""
+
+from __future__ import annotations
+
+from litestar.params import JSONBody
+from litestar import Controller, Request, Response, post, put
+
+from api import commands
+from api.responses import recorded
+from api.routes.params import ItemId, LocationId
+from ledger.commands import AddStock, AdjustStock, RemoveStock, SetCountedQuantity
+from ledger.store import CommandResult
+from schemas.api import (
+    AdjustResult,
+    CommandEnvelope,
+    CountResult,
+    StockAdjustment,
+    StockCount,
+    StockLevelResult,
+    StockMovement,
+)
+
+WRITE = {"scope": "inventory:write"}
+
+
+def level_result(result: CommandResult, item_id: int, location_id: int) -> StockLevelResult:
+    level = result.snapshot.item(item_id).level(location_id)
+    return StockLevelResult(
+        item_id=item_id, location_id=location_id, new_quantity=level.quantity,
+        reserved_quantity=level.reserved, available=level.available,
+    )
+
+
+class StockController(Controller):
+    path = "/items/{item_id:int}"
+    tags = ["stock"]
+
+    @post("/add", opt=WRITE, operation_id="addStock", status_code=200)
+    async def add(self, request: Request, item_id: ItemId, data: JSONBody[StockMovement]) -> Response[CommandEnvelope[StockLevelResult]]:
+        """Record stock received at a location (an Add)."""
+        command = AddStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, notes=data.notes)
+        result = await commands.execute(request, command)
+        return recorded(request, level_result(result, item_id, data.location_id), result.position, message="Stock added")
+
+    @post("/remove", opt=WRITE, operation_id="removeStock", status_code=200)
+    async def remove(self, request: Request, item_id: ItemId, data: JSONBody[StockMovement]) -> Response[CommandEnvelope[StockLevelResult]]:
+        """Record stock taken out of a location (a Remove); only available stock can go."""
+        command = RemoveStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, notes=data.notes)
+        result = await commands.execute(request, command)
+        return recorded(request, level_result(result, item_id, data.location_id), result.position, message="Stock removed")
+
+    @post("/adjust", opt=WRITE, operation_id="adjustStock", status_code=200)
+    async def adjust(self, request: Request, item_id: ItemId, data: JSONBody[StockAdjustment]) -> Response[CommandEnvelope[AdjustResult]]:
+        """Correct the quantity at a location by a signed amount (an Adjust)."""
+        command = AdjustStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, reason=data.reason)
+        result = await commands.execute(request, command)
+        level = result.snapshot.item(item_id).level(data.location_id)
+        return recorded(request, AdjustResult(new_quantity=level.quantity), result.position, message="Stock adjusted")
+
+    @put("/stock/{location_id:int}", opt=WRITE, operation_id="setCountedQuantity")
+    async def count(
+        self, request: Request, item_id: ItemId, location_id: LocationId, data: StockCount
+    ) -> Response[CommandEnvelope[CountResult]]:
+        """Set the counted quantity at a location: an Adjust by the difference."""
+        command = SetCountedQuantity(
+            item_id=item_id, location_id=location_id, quantity=data.quantity, reason=data.reason,
+            expected_quantity=data.expected_quantity,
+        )
+        result = await commands.execute(request, command)
+        change = sum(e.data.quantity for e in result.events) if not result.replayed else 0
+        quantity = result.snapshot.item(item_id).level(location_id).quantity
+        body = CountResult(
+            item_id=item_id, location_id=location_id, previous_quantity=quantity - change,
+            quantity=quantity, change=change,
+        )
+        return recorded(request, body, result.position, message="Stock counted")

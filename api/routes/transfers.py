@@ -1,0 +1,42 @@
+"""Transfers: the Transfer_out / Transfer_in pair, written together or not at all."""
+
+from __future__ import annotations
+
+from litestar.params import JSONBody
+from litestar import Controller, Request, Response, post
+
+from api import commands
+from api.responses import recorded
+from ledger.commands import TransferStock
+from ledger.store import CommandResult
+from schemas.api import CommandEnvelope, TransferRequest, TransferResult, TransferSide
+
+
+def transfer_result(result: CommandResult, data: JSONBody[TransferRequest]) -> TransferResult:
+    item = result.snapshot.item(data.item_id)
+
+    def side(location_id: int) -> TransferSide:
+        location = result.snapshot.location(location_id)
+        name = location.attributes.location_name if location.attributes else None
+        return TransferSide(location_id=location_id, location_name=name, new_quantity=item.level(location_id).quantity)
+
+    return TransferResult(
+        from_location=side(data.from_location_id),
+        to_location=side(data.to_location_id),
+        transfer_id=str(result.events[0].data.transfer_id),
+    )
+
+
+class TransferController(Controller):
+    path = "/transfers"
+    tags = ["stock"]
+
+    @post("/", opt={"scope": "inventory:transfer"}, operation_id="transferStock", status_code=200)
+    async def transfer(self, request: Request, data: JSONBody[TransferRequest]) -> Response[CommandEnvelope[TransferResult]]:
+        """Move available stock of one item from one location to another."""
+        command = TransferStock(
+            item_id=data.item_id, from_location_id=data.from_location_id, to_location_id=data.to_location_id,
+            quantity=data.quantity, notes=data.notes,
+        )
+        result = await commands.execute(request, command)
+        return recorded(request, transfer_result(result, data), result.position, message="Stock transferred")

@@ -1,0 +1,27 @@
+"""The API's settings, from `LEDGER_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+
+class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str
+    pool_min: int = 2
+    pool_max: int = 20
+    max_body_size: int = 1_000_000  # bytes; a command body is a few hundred
+    rate_limit: int = 6000  # requests per rate_limit_unit per key
+    rate_limit_unit: str = "minute"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> ApiSettings:
+        env = os.environ if env is None else env
+        values = {
+            "database_url": env.get("LEDGER_DATABASE_URL", ""),
+            "rate_limit": int(env.get("LEDGER_RATE_LIMIT", "6000")),
+            "rate_limit_unit": env.get("LEDGER_RATE_LIMIT_UNIT", "minute"),
+            "pool_max": int(env.get("LEDGER_DB_POOL_MAX", "20")),
+        }
+        return cls(**{**values, **overrides})

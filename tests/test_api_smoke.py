@@ -1,0 +1,45 @@
+"""First walk through the HTTP API: commands, envelope, errors."""
+
+from __future__ import annotations
+
+from tests.api_client import api_client, key_for
+from tests.world import make_item, make_location
+
+
+async def test_stock_commands_through_http(database_url, pool, store, org_id):
+    headers = await key_for(pool)
+    warehouse = await make_location(store, org_id)
+    van = await make_location(store, org_id, "Van 1", location_type="vehicle")
+    item = await make_item(store, org_id)
+    async with api_client(database_url) as client:
+        r = await client.post(f"/api/v1/items/{item}/add", json={"location_id": warehouse, "quantity": 100}, headers=headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["success"] and body["data"]["new_quantity"] == 100 and r.headers["X-Ledger-Position"] == str(body["position"])
+        assert r.headers["X-Request-ID"] == body["request_id"]
+        assert r.headers["X-RateLimit-Limit"]
+        r = await client.post("/api/v1/transfers", json={"item_id": item, "from_location_id": warehouse, "to_location_id": van, "quantity": 10}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["from_location"]["new_quantity"] == 90
+        r = await client.post(f"/api/v1/items/{item}/remove", json={"location_id": warehouse, "quantity": 1000}, headers=headers)
+        assert r.status_code == 400 and r.json()["error"] == "insufficient_stock" and r.json()["available_quantity"] == 90
+        r = await client.post(f"/api/v1/items/{item}/adjust", content=b"{bad", headers={**headers, "content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_json", r.text
+        r = await client.post(f"/api/v1/items/{item}/adjust", json={"quantity": 5, "reason": "x"}, headers=headers)
+        assert r.json()["error"] == "missing_location_id", r.text
+        r = await client.post(f"/api/v1/items/{item}/adjust", json={"location_id": warehouse, "quantity": 2**63, "reason": "x"}, headers=headers)
+        assert r.json()["error"] == "validation_failed", r.text
+        r = await client.post(f"/api/v1/items/{item}/add", json={"location_id": warehouse, "quantity": 1}, headers={"X-API-Key": "nope"})
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+        r = await client.post(f"/api/v1/jobs/7/reservations", json={"items": [{"item_id": item, "location_id": warehouse, "quantity": 5}]}, headers=headers)
+        assert r.status_code == 201, r.text
+        r = await client.post(f"/api/v1/jobs/7/complete", headers=headers)
+        assert r.status_code == 200 and r.json()["data"]["consumed"][0]["quantity"] == 5, r.text
+        idem = {**headers, "Idempotency-Key": "abc"}
+        r1 = await client.post(f"/api/v1/items/{item}/add", json={"location_id": warehouse, "quantity": 1}, headers=idem)
+        r2 = await client.post(f"/api/v1/items/{item}/add", json={"location_id": warehouse, "quantity": 1}, headers=idem)
+        assert r1.json() == r2.json() and r2.headers.get("Idempotent-Replayed") == "true"
+        r3 = await client.post(f"/api/v1/items/{item}/add", json={"location_id": warehouse, "quantity": 2}, headers=idem)
+        assert r3.status_code == 409 and r3.json()["error"] == "idempotency_key_reused"
+        r = await client.delete(f"/api/v1/transfers", headers=headers)
+        assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
