@@ -18,8 +18,10 @@ from api.idempotency import IdempotencyMiddleware
 from api.rate_limits import UNAUTHENTICATED_PATHS, rate_limit_config
 from api.request_ids import add_request_id_header
 from api.routes.health import healthz, readyz
+from api.routes.items import ItemController
 from api.routes.jobs import JobController
 from api.routes.keys import ApiKeyController
+from api.routes.locations import LocationController
 from api.routes.stock import StockController
 from api.routes.transfers import TransferController
 from api.settings import ApiSettings
@@ -43,7 +45,9 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
 
     api = Router(
         path="/api/v1",
-        route_handlers=[StockController, TransferController, JobController, ApiKeyController],
+        route_handlers=[
+            ItemController, StockController, TransferController, JobController, LocationController, ApiKeyController,
+        ],
         guards=[require_scope],
     )
     return Litestar(

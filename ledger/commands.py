@@ -7,6 +7,7 @@ the domain (positive quantities, enough stock, active locations) are checked by 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -93,8 +94,11 @@ class CreateItem(Command):
 
 
 class UpdateItem(Command):
+    """Replace an item's attributes (`attributes`, PUT) or change some of them (`changes`, PATCH)."""
+
     item_id: int
-    attributes: ItemAttributes  # the whole new set (PATCH merges before building this)
+    attributes: ItemAttributes | None = None
+    changes: dict[str, Any] | None = None
 
 
 class DeleteItem(Command):
@@ -107,8 +111,11 @@ class CreateLocation(Command):
 
 
 class UpdateLocation(Command):
+    """Replace a location's attributes, or change some of them (`changes`)."""
+
     location_id: int
-    attributes: LocationAttributes
+    attributes: LocationAttributes | None = None
+    changes: dict[str, Any] | None = None
 
 
 StockCommand = (

@@ -256,8 +256,15 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
             if n:
                 yield StockAdded(item_id=item_id, location_id=location_id, quantity=n, notes="initial quantity")
 
-        case UpdateItem(item_id=item_id, attributes=attributes):
+        case UpdateItem(item_id=item_id):
             item = _item(snapshot, item_id)
+            if command.changes is not None:
+                for field in ("part_number", "part_name"):
+                    if field in command.changes and not str(command.changes[field] or "").strip():
+                        raise errors.ValidationFailed(f"{field} cannot be empty", code=f"invalid_{field}")
+                attributes = replace(item.attributes, **command.changes)
+            else:
+                attributes = command.attributes
             _item_attributes_present(attributes)
             changed = _changed(item.attributes, attributes)
             if changed:
@@ -278,10 +285,14 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                 raise errors.Conflict(f"location {location_id} already exists")
             yield LocationCreated(location_id=location_id, attributes=attributes)
 
-        case UpdateLocation(location_id=location_id, attributes=attributes):
+        case UpdateLocation(location_id=location_id):
             location = snapshot.location(location_id)
             if not location.exists:
                 raise errors.NotFound(f"location {location_id} does not exist")
+            if command.changes is not None:
+                attributes = replace(location.attributes, **command.changes)
+            else:
+                attributes = command.attributes
             if not attributes.location_name.strip():
                 raise errors.ValidationFailed("location_name must not be empty")
             changed = _changed(location.attributes, attributes)

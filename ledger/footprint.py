@@ -66,8 +66,8 @@ def footprint(command: AnyCommand) -> Footprint:
             return Footprint()  # a new stream: nothing to load
         case CreateItem():
             return Footprint(locations=(command.location_id,))
-        case UpdateItem():
-            return Footprint(items=(command.item_id,))
+        case UpdateItem():  # at every place: the response tells the item's whole quantity
+            return Footprint(items=(command.item_id,), whole_items=(command.item_id,))
         case DeleteItem():
             return Footprint(items=(command.item_id,), whole_items=(command.item_id,))
         case UpdateLocation():

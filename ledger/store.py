@@ -228,6 +228,14 @@ class EventStore:
             snapshot = Snapshot() if reads.empty else (await load_snapshot(conn, org_id, reads))[0]
         return CommandResult(events=recorded, position=recorded[-1].position, snapshot=snapshot, replayed=True)
 
+    # --- small reads the API needs around commands ----------------------------------
+
+    async def default_location(self, org_id: int) -> int | None:
+        return await self._pool.fetchval(statements.READ_DEFAULT_LOCATION, org_id)
+
+    async def created_at(self, org_id: int, stream: str) -> datetime | None:
+        return await self._pool.fetchval(statements.READ_STREAM_CREATED_AT, org_id, stream)
+
     # --- append ------------------------------------------------------------------------
 
     async def _append(

@@ -43,3 +43,36 @@ async def test_stock_commands_through_http(database_url, pool, store, org_id):
         assert r3.status_code == 409 and r3.json()["error"] == "idempotency_key_reused"
         r = await client.delete(f"/api/v1/transfers", headers=headers)
         assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+
+
+async def test_items_and_locations_through_http(database_url, pool):
+    headers = await key_for(pool)
+    async with api_client(database_url) as client:
+        r = await client.post("/api/v1/items", json={"part_number": "CAP-002", "part_name": "Cap", "quantity_on_hand": 5}, headers=headers)
+        assert r.status_code == 400 and r.json()["error"] == "missing_location_id", r.text
+        r = await client.post("/api/v1/locations", json={"location_name": "Main Warehouse"}, headers=headers)
+        assert r.status_code == 201, r.text
+        location = r.json()["data"]["id"]
+        r = await client.post("/api/v1/items", json={"part_number": "CAP-002", "part_name": "Cap", "quantity_on_hand": 5, "cost_per_unit": 12.5}, headers=headers)
+        assert r.status_code == 201, r.text
+        item = r.json()["data"]
+        assert item["quantity_on_hand"] == 5 and item["cost_per_unit"] == 12.5
+        r = await client.post("/api/v1/items", json={"part_number": "CAP-002", "part_name": "Other"}, headers=headers)
+        assert r.status_code == 409 and r.json()["error"] == "duplicate_part_number", r.text
+        r = await client.post("/api/v1/items", json={"part_name": "Other"}, headers=headers)
+        assert r.status_code == 400 and r.json()["error"] == "missing_part_number", r.text
+        r = await client.patch(f"/api/v1/items/{item['id']}", json={"min_stock_level": 25}, headers=headers)
+        assert r.status_code == 200 and r.json()["data"]["min_stock_level"] == 25 and r.json()["data"]["quantity_on_hand"] == 5, r.text
+        r = await client.patch(f"/api/v1/items/{item['id']}", json={"part_name": ""}, headers=headers)
+        assert r.json()["error"] == "invalid_part_name", r.text
+        r = await client.patch(f"/api/v1/items/{item['id']}", json={}, headers=headers)
+        assert r.json()["error"] == "no_fields", r.text
+        r = await client.put(f"/api/v1/items/{item['id']}", json={"part_number": "CAP-002-V2", "part_name": "Cap v2"}, headers=headers)
+        assert r.status_code == 200 and r.json()["data"]["min_stock_level"] == 0, r.text
+        r = await client.delete(f"/api/v1/items/{item['id']}", headers=headers)
+        assert r.status_code == 409 and r.json()["error"] == "stock_remains", r.text
+        r = await client.patch(f"/api/v1/locations/{location}", json={"is_active": False}, headers=headers)
+        assert r.status_code == 200 and r.json()["data"]["is_active"] is False, r.text
+        other = await key_for(pool, "globex")
+        r = await client.patch(f"/api/v1/items/{item['id']}", json={"min_stock_level": 1}, headers=other)
+        assert r.status_code == 404 and r.json()["error"] == "not_found", r.text

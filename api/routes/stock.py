@@ -59,7 +59,7 @@ class StockController(Controller):
 
     @put("/stock/{location_id:int}", opt=WRITE, operation_id="setCountedQuantity")
     async def count(
-        self, request: Request, item_id: ItemId, location_id: LocationId, data: StockCount
+        self, request: Request, item_id: ItemId, location_id: LocationId, data: JSONBody[StockCount]
     ) -> Response[CommandEnvelope[CountResult]]:
         """Set the counted quantity at a location: an Adjust by the difference."""
         command = SetCountedQuantity(
