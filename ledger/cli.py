@@ -37,6 +37,21 @@ def database_url(settings: Settings) -> Iterator[str]:
             server.stop()
 
 
+@contextlib.contextmanager
+def nats_url(settings: Settings) -> Iterator[str]:
+    if settings.nats.url:
+        yield settings.nats.url
+        return
+    from ledger.embedded import start_nats
+
+    server = start_nats(settings.data_dir)
+    try:
+        yield server.url
+    finally:
+        if server.owner:
+            server.stop()
+
+
 def run(coro):
     try:
         return asyncio.run(coro)
@@ -60,6 +75,36 @@ def migrate(settings: Settings) -> None:
     with database_url(settings) as url:
         applied = run(migrate_dsn(url, SCHEMA_PACKAGES))
     click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@main.command()
+@click.argument("role", default="all", type=click.Choice(["all", "api"]))
+@click.pass_obj
+def serve(settings: Settings, role: str) -> None:
+    """Run the service: the API (and the workers as they land), until Ctrl-C or SIGTERM."""
+    with database_url(settings) as db_url, nats_url(settings) as nats:
+        asyncio.run(_serve(settings, db_url, nats, role))
+
+
+async def _serve(settings: Settings, db_url: str, nats: str, role: str) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+    from ledger.migrate import migrate_dsn
+
+    await migrate_dsn(db_url, SCHEMA_PACKAGES)
+    app = create_app(ApiSettings.from_env(database_url=db_url))
+    host, port = settings.http.host, settings.http.port
+    embedded = "" if settings.database.url else f" (embedded, data in {settings.data_dir})"
+    click.echo(
+        f"ledger: API on http://{host}:{port}/api/v1 (OpenAPI: http://{host}:{port}/schema)\n"
+        f"ledger: PostgreSQL {db_url.split('@')[-1]}{embedded}, NATS {nats}\n"
+        "ledger: get a first API key in another terminal (same directory):\n"
+        "    .venv/bin/ledger keys create --org demo --scopes inventory:read,inventory:write,inventory:transfer"
+    )
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    await server.serve()  # handles SIGINT/SIGTERM: stops accepting, lets requests finish
 
 
 @main.group()
