@@ -90,6 +90,7 @@ async def _serve(settings: Settings, db_url: str, nats: str, role: str) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.server import GracefulServer
     from api.settings import ApiSettings
     from ledger.migrate import migrate_dsn
 
@@ -103,8 +104,8 @@ async def _serve(settings: Settings, db_url: str, nats: str, role: str) -> None:
         "ledger: get a first API key in another terminal (same directory):\n"
         "    .venv/bin/ledger keys create --org demo --scopes inventory:read,inventory:write,inventory:transfer"
     )
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
-    await server.serve()  # handles SIGINT/SIGTERM: stops accepting, lets requests finish
+    server = GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    await server.serve()  # on SIGINT/SIGTERM: stops accepting, lets requests finish
 
 
 @main.group()
