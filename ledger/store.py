@@ -143,6 +143,11 @@ class EventStore:
         if expected_version is not None and reads.target_stream is None:
             raise errors.ValidationFailed("If-Match applies only to commands on a single item or location")
         metadata = metadata or EventMetadata()
+        if command_id is not None:
+            # Recorded already? Then that recording is the answer, whatever the state
+            # says now (deciding again could refuse, or find nothing left to do).
+            if (recorded := await self._recorded(org_id, command_id, reads)) is not None:
+                return recorded
         for attempt in range(_ATTEMPTS):
             try:
                 if attempt == 0:
@@ -158,8 +163,10 @@ class EventStore:
                     raise errors.VersionConflict(
                         f"{reads.target_stream} changed while the command was being decided"
                     ) from None
-            except errors.DuplicateEvent:
-                return await self._recorded(org_id, command_id, reads)
+            except errors.DuplicateEvent:  # recorded by a concurrent retry of the same command
+                if (recorded := await self._recorded(org_id, command_id, reads)) is not None:
+                    return recorded
+                raise
         raise errors.Conflict("the command kept racing other writers; try again")
 
     @contextlib.asynccontextmanager
@@ -214,8 +221,8 @@ class EventStore:
             return CommandResult(events=[], position=position, snapshot=snapshot)
         return await self._append(conn, org_id, snapshot, heads, events, metadata, command_id)
 
-    async def _recorded(self, org_id: int, command_id: uuid.UUID | None, reads: Footprint) -> CommandResult:
-        """The events a command recorded earlier under the same command id.
+    async def _recorded(self, org_id: int, command_id: uuid.UUID, reads: Footprint) -> CommandResult | None:
+        """The events a command recorded earlier under the same command id, if it did.
 
         The snapshot is the slice as it is now (the one right after the first recording
         is not kept): a replay can say what was recorded, not what followed it then.
@@ -223,7 +230,9 @@ class EventStore:
         ids = [_event_id(command_id, n) for n in range(MAX_EVENTS_PER_COMMAND)]
         async with self._connection() as conn:
             recorded = envelopes(await conn.fetch(statements.READ_EVENTS_BY_ID, ids))
-            if not recorded or recorded[0].org_id != org_id:
+            if not recorded:
+                return None
+            if recorded[0].org_id != org_id:
                 raise errors.Conflict("this command id was already used by another organization")
             snapshot = Snapshot() if reads.empty else (await load_snapshot(conn, org_id, reads))[0]
         return CommandResult(events=recorded, position=recorded[-1].position, snapshot=snapshot, replayed=True)
