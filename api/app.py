@@ -22,6 +22,7 @@ from api.routes.items import ItemController
 from api.routes.jobs import JobController
 from api.routes.keys import ApiKeyController
 from api.routes.locations import LocationController
+from api.routes.reads import ItemReadController, LocationReadController, get_job, low_stock
 from api.routes.stock import StockController
 from api.routes.transfers import TransferController
 from api.settings import ApiSettings
@@ -46,7 +47,8 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
     api = Router(
         path="/api/v1",
         route_handlers=[
-            ItemController, StockController, TransferController, JobController, LocationController, ApiKeyController,
+            ItemController, ItemReadController, StockController, TransferController, JobController,
+            LocationController, LocationReadController, low_stock, get_job, ApiKeyController,
         ],
         guards=[require_scope],
     )

@@ -37,6 +37,43 @@ def created_item_view(result: CommandResult) -> ItemView:
     return item_view(created.data.item_id, created.data.attributes, initial, created.recorded_at, created.recorded_at)
 
 
+async def create_item(request: Request, data: ItemCreate) -> tuple[ItemView, int]:
+    attributes = ItemAttributes(**{f: getattr(data, f) for f in _ATTRIBUTES})
+    location_id = data.location_id
+    if data.quantity_on_hand and location_id is None:
+        location_id = await request.app.state.store.default_location(request.user.org_id)
+        if location_id is None:
+            raise errors.ValidationFailed(
+                "quantity_on_hand needs a location: create one first or pass location_id",
+                code="missing_location_id",
+            )
+    result = await commands.create_item(request, attributes, initial_quantity=data.quantity_on_hand, location_id=location_id)
+    return created_item_view(result), result.position
+
+
+async def replace_item(request: Request, item_id: int, data: ItemReplace) -> tuple[ItemView, int]:
+    attributes = ItemAttributes(**{f: getattr(data, f) for f in _ATTRIBUTES})
+    return await _update(request, UpdateItem(item_id=item_id, attributes=attributes))
+
+
+async def change_item(request: Request, item_id: int, data: ItemPatch) -> tuple[ItemView, int]:
+    changes = {f: v for f in _ATTRIBUTES if (v := getattr(data, f)) is not msgspec.UNSET}
+    if not changes:
+        raise errors.ValidationFailed("No recognized fields in the request body", code="no_fields")
+    return await _update(request, UpdateItem(item_id=item_id, changes=changes))
+
+
+async def _update(request: Request, command: UpdateItem) -> tuple[ItemView, int]:
+    result = await commands.execute(request, command)
+    created_at = await request.app.state.store.created_at(request.user.org_id, f"item-{command.item_id}")
+    item = result.snapshot.item(command.item_id)
+    view = item_view(
+        command.item_id, item.attributes, sum(level.quantity for level in item.stock.values()),
+        created_at, result.events[-1].recorded_at if result.events else created_at,
+    )
+    return view, result.position
+
+
 class ItemController(Controller):
     path = "/items"
     tags = ["items"]
@@ -44,43 +81,20 @@ class ItemController(Controller):
     @post("/", opt=WRITE, operation_id="createItem", status_code=201)
     async def create(self, request: Request, data: JSONBody[ItemCreate]) -> Response[CommandEnvelope[ItemView]]:
         """Create an item; an initial `quantity_on_hand` is recorded as an Add."""
-        attributes = ItemAttributes(**{f: getattr(data, f) for f in _ATTRIBUTES})
-        location_id = data.location_id
-        if data.quantity_on_hand and location_id is None:
-            location_id = await request.app.state.store.default_location(request.user.org_id)
-            if location_id is None:
-                raise errors.ValidationFailed(
-                    "quantity_on_hand needs a location: create one first or pass location_id",
-                    code="missing_location_id",
-                )
-        result = await commands.create_item(
-            request, attributes, initial_quantity=data.quantity_on_hand, location_id=location_id
-        )
-        return recorded(request, created_item_view(result), result.position, status=201, message="Item created")
+        view, position = await create_item(request, data)
+        return recorded(request, view, position, status=201, message="Item created")
 
     @put("/{item_id:int}", opt=WRITE, operation_id="replaceItem")
     async def replace(self, request: Request, item_id: ItemId, data: JSONBody[ItemReplace]) -> Response[CommandEnvelope[ItemView]]:
         """Replace every attribute of an item (omitted ones reset); quantity_on_hand is read-only."""
-        attributes = ItemAttributes(**{f: getattr(data, f) for f in _ATTRIBUTES})
-        return await self._update(request, UpdateItem(item_id=item_id, attributes=attributes))
+        view, position = await replace_item(request, item_id, data)
+        return recorded(request, view, position, message="Item updated")
 
     @patch("/{item_id:int}", opt=WRITE, operation_id="updateItem")
     async def change(self, request: Request, item_id: ItemId, data: JSONBody[ItemPatch]) -> Response[CommandEnvelope[ItemView]]:
         """Change the attributes given; the others keep their values."""
-        changes = {f: v for f in _ATTRIBUTES if (v := getattr(data, f)) is not msgspec.UNSET}
-        if not changes:
-            raise errors.ValidationFailed("No recognized fields in the request body", code="no_fields")
-        return await self._update(request, UpdateItem(item_id=item_id, changes=changes))
-
-    async def _update(self, request: Request, command: UpdateItem) -> Response[CommandEnvelope[ItemView]]:
-        result = await commands.execute(request, command)
-        created_at = await request.app.state.store.created_at(request.user.org_id, f"item-{command.item_id}")
-        item = result.snapshot.item(command.item_id)
-        view = item_view(
-            command.item_id, item.attributes, sum(level.quantity for level in item.stock.values()),
-            created_at, result.events[-1].recorded_at if result.events else created_at,
-        )
-        return recorded(request, view, result.position, message="Item updated")
+        view, position = await change_item(request, item_id, data)
+        return recorded(request, view, position, message="Item updated")
 
     @delete("/{item_id:int}", opt=WRITE, operation_id="archiveItem", status_code=200)
     async def archive(self, request: Request, item_id: ItemId) -> Response[CommandEnvelope[dict]]:

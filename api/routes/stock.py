@@ -31,6 +31,12 @@ def level_result(result: CommandResult, item_id: int, location_id: int) -> Stock
     )
 
 
+async def adjust_stock(request: Request, item_id: int, data: StockAdjustment) -> tuple[AdjustResult, int]:
+    command = AdjustStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, reason=data.reason)
+    result = await commands.execute(request, command)
+    return AdjustResult(new_quantity=result.snapshot.item(item_id).level(data.location_id).quantity), result.position
+
+
 class StockController(Controller):
     path = "/items/{item_id:int}"
     tags = ["stock"]
@@ -52,10 +58,8 @@ class StockController(Controller):
     @post("/adjust", opt=WRITE, operation_id="adjustStock", status_code=200)
     async def adjust(self, request: Request, item_id: ItemId, data: JSONBody[StockAdjustment]) -> Response[CommandEnvelope[AdjustResult]]:
         """Correct the quantity at a location by a signed amount (an Adjust)."""
-        command = AdjustStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, reason=data.reason)
-        result = await commands.execute(request, command)
-        level = result.snapshot.item(item_id).level(data.location_id)
-        return recorded(request, AdjustResult(new_quantity=level.quantity), result.position, message="Stock adjusted")
+        body, position = await adjust_stock(request, item_id, data)
+        return recorded(request, body, position, message="Stock adjusted")
 
     @put("/stock/{location_id:int}", opt=WRITE, operation_id="setCountedQuantity")
     async def count(

@@ -27,6 +27,15 @@ def transfer_result(result: CommandResult, data: JSONBody[TransferRequest]) -> T
     )
 
 
+async def transfer_stock(request: Request, data: TransferRequest) -> tuple[TransferResult, int]:
+    command = TransferStock(
+        item_id=data.item_id, from_location_id=data.from_location_id, to_location_id=data.to_location_id,
+        quantity=data.quantity, notes=data.notes,
+    )
+    result = await commands.execute(request, command)
+    return transfer_result(result, data), result.position
+
+
 class TransferController(Controller):
     path = "/transfers"
     tags = ["stock"]
@@ -34,9 +43,5 @@ class TransferController(Controller):
     @post("/", opt={"scope": "inventory:transfer"}, operation_id="transferStock", status_code=200)
     async def transfer(self, request: Request, data: JSONBody[TransferRequest]) -> Response[CommandEnvelope[TransferResult]]:
         """Move available stock of one item from one location to another."""
-        command = TransferStock(
-            item_id=data.item_id, from_location_id=data.from_location_id, to_location_id=data.to_location_id,
-            quantity=data.quantity, notes=data.notes,
-        )
-        result = await commands.execute(request, command)
-        return recorded(request, transfer_result(result, data), result.position, message="Stock transferred")
+        body, position = await transfer_stock(request, data)
+        return recorded(request, body, position, message="Stock transferred")
