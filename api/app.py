@@ -17,6 +17,7 @@ from api.errors import handle_exception
 from api.idempotency import IdempotencyMiddleware
 from api.rate_limits import UNAUTHENTICATED_PATHS, rate_limit_config
 from api.request_ids import add_request_id_header
+from api.routes.compat import InventoryController
 from api.routes.health import healthz, readyz
 from api.routes.items import ItemController
 from api.routes.jobs import JobController
@@ -49,6 +50,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         route_handlers=[
             ItemController, ItemReadController, StockController, TransferController, JobController,
             LocationController, LocationReadController, low_stock, get_job, ApiKeyController,
+            InventoryController,
         ],
         guards=[require_scope],
     )

@@ -1,0 +1,12 @@
+-- Move the checkpoints of a batch, in the batch's transaction. Each moves only from the
+-- position its owner last saw ($2): should another process ever have moved one meanwhile,
+-- the count comes back short and the owner rolls the whole batch back.
+-- $1 names, $2 expected current positions, $3 new positions.
+WITH moved AS (
+    UPDATE projection_checkpoints AS c
+    SET position = m.position, updated_at = now()
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS m(name, expected, position)
+    WHERE c.name = m.name AND c.position = m.expected
+    RETURNING 1
+)
+SELECT count(*) FROM moved
