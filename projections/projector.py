@@ -132,7 +132,8 @@ class Projector:
                 await self._sleep(self.claim_interval)
                 continue
             read = await self._step()
-            idle_polls = 0 if read else idle_polls + 1
+            # Held back by an append in flight: events are visible, just not final yet.
+            idle_polls = 0 if read or (self._reader and self._reader.held_back) else idle_polls + 1
             if read < self.batch_size:  # a full batch: more is waiting, read on at once
                 await self._sleep(self._pause(idle_polls))
 

@@ -109,3 +109,35 @@ async def test_a_reader_polling_under_concurrent_out_of_order_commits_sees_the_e
         await asyncio.sleep(0.01)
     assert seen == ledger
     assert len(ledger) == 1 + 16 + committed
+
+
+async def test_a_long_transaction_in_another_database_does_not_hold_the_reader_back(store, org_id, pool, postgres_url):
+    import asyncpg
+
+    location = await make_location(store, org_id)
+    item = await make_item(store, org_id)
+    elsewhere = await asyncpg.connect(postgres_url)  # the server's own database, not the test's
+    try:
+        async with elsewhere.transaction():
+            await elsewhere.fetchval("SELECT pg_current_xact_id()")  # holds a transaction id open
+            written = await store.execute(org_id, AddStock(item_id=item, location_id=location, quantity=1))
+            reader = LedgerReader(pool)
+            seen = []
+            for _ in range(3):
+                seen += [e.position for e in await reader.poll()]
+            assert seen and seen[-1] == written.position
+    finally:
+        await elsewhere.close()
+
+
+async def test_a_long_transaction_that_is_not_an_append_does_not_hold_the_reader_back(store, org_id, pool):
+    location = await make_location(store, org_id)
+    item = await make_item(store, org_id)
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("CREATE TEMP TABLE scratch (n int) ON COMMIT DROP; INSERT INTO scratch VALUES (1)")
+        written = await store.execute(org_id, AddStock(item_id=item, location_id=location, quantity=1))
+        reader = LedgerReader(pool)
+        seen = []
+        for _ in range(3):
+            seen += [e.position for e in await reader.poll()]
+        assert seen and seen[-1] == written.position
