@@ -58,9 +58,11 @@ def evolve(state: ItemState | LocationState, event: LedgerEvent) -> ItemState | 
         case ItemState(), ItemDeleted():
             return replace(state, version=state.version + 1, deleted=True)
         case ItemState(), _ if _is_stock_event(event):
-            level = _move(state.level(event.location_id), event)
+            before = state.level(event.location_id)
+            level = _move(before, event)
             stock = {**state.stock, event.location_id: level}
-            return replace(state, version=state.version + 1, stock=stock)
+            on_hand = state.quantity_on_hand + level.quantity - before.quantity
+            return replace(state, version=state.version + 1, stock=stock, quantity_on_hand=on_hand)
         case LocationState(), LocationCreated(attributes=attributes) | LocationUpdated(attributes=attributes):
             return replace(state, version=state.version + 1, attributes=attributes)
     raise TypeError(f"{type(event).__name__} does not apply to {type(state).__name__}")
@@ -138,7 +140,7 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
             _positive(n)
             item = _item(snapshot, item_id)
             _receiving_location(snapshot, location_id)
-            _within_limit(item.level(location_id).quantity + n)
+            _within_limit(item.quantity_on_hand + n)
             yield StockAdded(item_id=item_id, location_id=location_id, quantity=n, notes=command.notes)
 
         case RemoveStock(item_id=item_id, location_id=location_id, quantity=n):
@@ -373,7 +375,7 @@ def _adjustment(
             item_id=item.item_id,
             location_id=location_id,
         )
-    _within_limit(level.quantity + n)
+    _within_limit(item.quantity_on_hand + n)
     return StockAdjusted(
         item_id=item.item_id, location_id=location_id, quantity=n, reason=reason,
         counted_quantity=counted,

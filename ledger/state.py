@@ -45,6 +45,7 @@ class ItemState(msgspec.Struct, frozen=True, kw_only=True):
     attributes: ItemAttributes | None = None
     deleted: bool = False
     stock: dict[int, StockLevel] = {}  # location_id -> level (only the places loaded)
+    quantity_on_hand: int = 0  # over every location, loaded or not: it too must fit 64 bits
 
     @property
     def exists(self) -> bool:

@@ -62,6 +62,7 @@ class _ItemRow(msgspec.Struct):
     last_hash: str
     attributes: ItemAttributes
     deleted: bool
+    quantity_on_hand: int
 
 
 class _LocationRow(msgspec.Struct):
@@ -341,7 +342,7 @@ async def load_snapshot(
         heads[f"item-{i.item_id}"] = (i.version, i.last_hash)
         items[i.item_id] = ItemState(
             item_id=i.item_id, version=i.version, attributes=i.attributes, deleted=i.deleted,
-            stock=stock.get(i.item_id, {}),
+            stock=stock.get(i.item_id, {}), quantity_on_hand=i.quantity_on_hand,
         )
     locations = {}
     for loc in _decode_locations(row["locations"]):

@@ -156,6 +156,10 @@ class Model:
     def location_exists(self, loc):
         return loc in self.active
 
+    def on_hand(self, i):
+        """The item's quantity over every location: it must fit 64 bits too."""
+        return sum(level[0] for (item, _), level in self.stock.items() if item == i)
+
     # --- writes
     def move(self, i, loc, dq=0, dr=0, job=None, dh=0):
         level = self.stock.setdefault((i, loc), [0, 0])
@@ -373,7 +377,7 @@ class LedgerMachine(RuleBasedStateMachine):
         m, i, loc = self.model, self.item(which), self.location(where)
         n = self.amount(q, i, loc)
         codes = positive_codes(n) | m.item_codes(i) | m.location_codes(loc)
-        if not codes and m.qty(i, loc) + n > MAX:
+        if not codes and m.on_hand(i) + n > MAX:
             codes = {"invalid_quantity"}
         self.run(AddStock(item_id=i, location_id=loc, quantity=n), codes, lambda: m.move(i, loc, dq=n),
                  stream=f"item-{i}", version=version, types={"Add"})
@@ -402,7 +406,7 @@ class LedgerMachine(RuleBasedStateMachine):
             after = m.qty(i, loc) + n
             if after < m.reserved(i, loc):
                 codes = {"insufficient_stock"}
-            elif after > MAX:
+            elif m.on_hand(i) + n > MAX:
                 codes = {"invalid_quantity"}
         self.run(AdjustStock(item_id=i, location_id=loc, quantity=n, reason="sm"), codes,
                  lambda: m.move(i, loc, dq=n), stream=f"item-{i}", version=version, types={"Adjust"})
@@ -423,6 +427,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 codes = {"count_mismatch"}
             elif n < m.reserved(i, loc):
                 codes = {"insufficient_stock"}
+            elif m.on_hand(i) + n - m.qty(i, loc) > MAX:
+                codes = {"invalid_quantity"}
         delta = n - m.qty(i, loc)
         command = SetCountedQuantity(item_id=i, location_id=loc, quantity=n, reason="count", expected_quantity=expected)
         result = self.run(command, codes, lambda: m.move(i, loc, dq=delta) if delta else None,

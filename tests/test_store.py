@@ -160,3 +160,12 @@ async def test_another_organizations_item_is_not_found(store, org_id, pool):
     item = await make_item(store, org_id)
     with pytest.raises(errors.NotFound):
         await store.execute(other, AddStock(item_id=item, location_id=warehouse, quantity=1))
+
+
+async def test_an_items_total_beyond_64_bits_is_refused_even_when_each_location_fits(store, org_id, pool):
+    first, second = await make_location(store, org_id), await make_location(store, org_id, "Second")
+    item = await make_item(store, org_id)
+    await stocked(store, org_id, item, first, MAX_QUANTITY)
+    with pytest.raises(errors.InvalidQuantity):
+        await store.execute(org_id, AddStock(item_id=item, location_id=second, quantity=1))
+    assert (await audit_stream(pool, org_id, f"item-{item}")).ok

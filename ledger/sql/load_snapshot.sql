@@ -15,7 +15,9 @@ WITH places AS (
 SELECT
     (SELECT coalesce(json_agg(json_build_object(
                 'item_id', i.item_id, 'version', h.version, 'last_hash', h.last_hash,
-                'attributes', i.attributes, 'deleted', i.deleted)), '[]')
+                'attributes', i.attributes, 'deleted', i.deleted,
+                'quantity_on_hand', (SELECT coalesce(sum(s.quantity), 0) FROM stock_state s
+                                     WHERE s.item_id = i.item_id))), '[]')
      FROM wanted_items w
      JOIN item_state i ON i.item_id = w.item_id AND i.org_id = $1
      JOIN streams h ON h.org_id = $1 AND h.stream = 'item-' || i.item_id) AS items,
