@@ -29,6 +29,7 @@ from api.routes.transfers import TransferController
 from api.settings import ApiSettings
 from ledger.db import create_pool
 from ledger.store import EventStore
+from projections import Projector, read_models
 
 
 def create_app(settings: ApiSettings | None = None) -> Litestar:
@@ -40,9 +41,14 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         app.state.pool = pool
         app.state.store = EventStore(pool)
         app.state.key_cache = KeyCache()
+        projector = Projector(pool, settings.database_url, read_models()) if settings.run_projector else None
+        if projector:
+            projector.start()
         try:
             yield
         finally:
+            if projector:
+                await projector.stop()  # finishes its batch: the checkpoint is written
             await pool.close()
 
     api = Router(

@@ -14,6 +14,10 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_size: int = 1_000_000  # bytes; a command body is a few hundred
     rate_limit: int = 6000  # requests per rate_limit_unit per key
     rate_limit_unit: str = "minute"
+    # Keep the read models current from inside this process (one process runs it all:
+    # `ledger serve`, tests). Several API processes may all do so: one owns each
+    # projection at a time, the others stand by.
+    run_projector: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> ApiSettings:

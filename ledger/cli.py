@@ -78,24 +78,46 @@ def migrate(settings: Settings) -> None:
 
 
 @main.command()
-@click.argument("role", default="all", type=click.Choice(["all", "api"]))
+@click.argument("role", default="all", type=click.Choice(["all", "api", "projector"]))
 @click.pass_obj
 def serve(settings: Settings, role: str) -> None:
-    """Run the service: the API (and the workers as they land), until Ctrl-C or SIGTERM."""
+    """Run the service until Ctrl-C or SIGTERM: every role, or one (`api`, `projector`).
+
+    Any number of each role may run against the same database; projections are owned by
+    one projector at a time (advisory locks) and taken over when their owner dies.
+    """
     with database_url(settings) as db_url, nats_url(settings) as nats:
         asyncio.run(_serve(settings, db_url, nats, role))
 
 
 async def _serve(settings: Settings, db_url: str, nats: str, role: str) -> None:
+    from ledger.db import create_pool
+    from ledger.migrate import migrate_dsn
+    from projections import Projector, read_models
+
+    await migrate_dsn(db_url, SCHEMA_PACKAGES)
+    if role in ("all", "api"):
+        await _serve_api(settings, db_url, nats, run_projector=role == "all")
+        return
+    pool = await create_pool(db_url, min_size=1, max_size=4)
+    projector = Projector(pool, db_url, read_models())
+    projector.start()
+    click.echo(f"ledger: projector running on {db_url.split('@')[-1]}; Ctrl-C to stop")
+    try:
+        await _until_stopped()
+    finally:
+        await projector.stop()  # finishes its batch: the checkpoint is written
+        await pool.close()
+
+
+async def _serve_api(settings: Settings, db_url: str, nats: str, *, run_projector: bool) -> None:
     import uvicorn
 
     from api.app import create_app
     from api.server import GracefulServer
     from api.settings import ApiSettings
-    from ledger.migrate import migrate_dsn
 
-    await migrate_dsn(db_url, SCHEMA_PACKAGES)
-    app = create_app(ApiSettings.from_env(database_url=db_url))
+    app = create_app(ApiSettings.from_env(database_url=db_url, run_projector=run_projector))
     host, port = settings.http.host, settings.http.port
     embedded = "" if settings.database.url else f" (embedded, data in {settings.data_dir})"
     click.echo(
@@ -106,6 +128,16 @@ async def _serve(settings: Settings, db_url: str, nats: str, role: str) -> None:
     )
     server = GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     await server.serve()  # on SIGINT/SIGTERM: stops accepting, lets requests finish
+
+
+async def _until_stopped() -> None:
+    import signal
+
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()
 
 
 @main.group()

@@ -13,8 +13,9 @@ from ledger.keys import ALL_SCOPES, create_key, ensure_organization
 
 
 @contextlib.asynccontextmanager
-async def api_client(database_url: str, **settings) -> AsyncIterator[AsyncTestClient]:
-    app = create_app(ApiSettings(database_url=database_url, **settings))
+async def api_client(database_url: str, *, projector: bool = True, **settings) -> AsyncIterator[AsyncTestClient]:
+    """The app on the test's database, with a projector keeping the read models current."""
+    app = create_app(ApiSettings(database_url=database_url, run_projector=projector, **settings))
     async with AsyncTestClient(app) as client:
         yield client
 

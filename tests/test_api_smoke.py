@@ -76,3 +76,22 @@ async def test_items_and_locations_through_http(database_url, pool):
         other = await key_for(pool, "globex")
         r = await client.patch(f"/api/v1/items/{item['id']}", json={"min_stock_level": 1}, headers=other)
         assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
+
+
+async def test_reads_see_the_commands_they_follow(database_url, pool):
+    headers = await key_for(pool)
+    async with api_client(database_url) as client:
+        location = (await client.post("/api/v1/locations", json={"location_name": "Main"}, headers=headers)).json()["data"]["id"]
+        r = await client.post("/api/v1/items", json={"part_number": "FLT-001", "part_name": "Filter", "quantity_on_hand": 7, "min_stock_level": 10}, headers=headers)
+        item = r.json()["data"]["id"]
+        position = r.headers["X-Ledger-Position"]
+        r = await client.get(f"/api/v1/items/{item}", headers={**headers, "X-Ledger-Min-Position": position})
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["item"]["quantity_on_hand"] == 7
+        assert r.json()["data"]["stock"][0]["location_id"] == location
+        r = await client.get(f"/api/v1/low-stock?min_position={position}", headers=headers)
+        assert [i["id"] for i in r.json()["data"]] == [item]
+        r = await client.get(f"/api/v1/inventory?id={item}&sub=transactions&min_position={position}", headers=headers)
+        assert r.status_code == 200 and r.json()["data"][0]["transaction_type"] == "Add" and r.json()["item_id"] == item, r.text
+        r = await client.get("/readyz")
+        assert r.status_code == 200 and r.json()["checks"]["projections"] == "ok", r.text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from litestar import Request, Response, get
 
+from projections import projection_status
+
 
 @get("/healthz", operation_id="healthz", exclude_from_auth=True, tags=["operations"])
 async def healthz() -> dict[str, str]:
@@ -13,12 +15,19 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", operation_id="readyz", exclude_from_auth=True, tags=["operations"])
 async def readyz(request: Request) -> Response[dict]:
-    """The database answers (NATS and projector lag join this when those parts run)."""
+    """The database answers and no projection is stuck; each projection's lag in positions."""
     checks: dict[str, object] = {}
+    projections: dict[str, object] = {}
     try:
-        await request.app.state.pool.fetchval("SELECT 1")
+        for p in await projection_status(request.app.state.pool):
+            projections[p.name] = {
+                "checkpoint": p.position, "lag_positions": p.lag, "stuck_at": p.stuck_at, "dead_letters": p.dead_letters,
+            }
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    stuck = [name for name, p in projections.items() if p["stuck_at"] is not None]
+    checks["projections"] = "ok" if not stuck else f"stuck on a dead letter: {', '.join(stuck)}"
     ready = all(v == "ok" for v in checks.values())
-    return Response({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "projections": projections}
+    return Response(body, status_code=200 if ready else 503)
