@@ -19,7 +19,7 @@ from ledger import errors
 from ledger.settings import Settings
 
 # Packages whose schema migrations `migrate` applies, in this order.
-SCHEMA_PACKAGES = ("ledger", "projections", "api")
+SCHEMA_PACKAGES = ("ledger", "projections", "api", "consumers")
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
 from ledger.cli import SCHEMA_PACKAGES
@@ -70,3 +71,33 @@ async def store(pool) -> EventStore:
 @pytest_asyncio.fixture(loop_scope="session")
 async def org_id(pool) -> int:
     return await ensure_organization(pool, "acme")
+
+
+class PrivateNats:
+    """A nats-server of the test's own (the LEDGER stream is per server), restartable."""
+
+    def __init__(self, data_dir):
+        from ledger.embedded import start_nats
+
+        self._start, self.data_dir = start_nats, data_dir
+        self.server = start_nats(data_dir)
+        self.url = self.server.url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def restart(self) -> None:
+        self.server = self._start(self.data_dir)
+        assert self.server.url == self.url  # same port: clients reconnect to it
+
+
+@pytest.fixture
+def private_nats():
+    from tests.fixtures_servers import scratch_data_dir
+
+    with scratch_data_dir("ledger-test-nats-") as data_dir:
+        nats_server = PrivateNats(data_dir)
+        try:
+            yield nats_server
+        finally:
+            nats_server.stop()
