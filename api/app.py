@@ -15,7 +15,8 @@ from litestar.stores.memory import MemoryStore
 from api.auth import ApiKeyAuthentication, KeyCache, require_scope
 from api.errors import handle_exception
 from api.idempotency import IdempotencyMiddleware
-from api.rate_limits import UNAUTHENTICATED_PATHS, rate_limit_config
+from api.nats_link import NatsLink
+from api.rate_limits import UNAUTHENTICATED_PATHS, add_rate_limit_headers, rate_limit_config
 from api.request_ids import add_request_id_header
 from api.routes.compat import InventoryController
 from api.routes.health import healthz, readyz
@@ -41,6 +42,9 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         app.state.pool = pool
         app.state.store = EventStore(pool)
         app.state.key_cache = KeyCache()
+        app.state.nats = NatsLink(settings.nats_url) if settings.nats_url else None
+        if app.state.nats:
+            app.state.nats.start()
         projector = Projector(pool, settings.database_url, read_models()) if settings.run_projector else None
         if projector:
             projector.start()
@@ -49,6 +53,8 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         finally:
             if projector:
                 await projector.stop()  # finishes its batch: the checkpoint is written
+            if app.state.nats:
+                await app.state.nats.close()
             await pool.close()
 
     api = Router(
@@ -69,7 +75,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             DefineMiddleware(IdempotencyMiddleware, max_body_size=settings.max_body_size),
         ],
         exception_handlers={Exception: handle_exception},
-        before_send=[add_request_id_header],
+        before_send=[add_request_id_header, add_rate_limit_headers],
         request_max_body_size=settings.max_body_size,
         stores={"rate_limit": MemoryStore()},
         openapi_config=OpenAPIConfig(

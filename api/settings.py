@@ -9,6 +9,7 @@ import msgspec
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
+    nats_url: str | None = None  # checked by /readyz; the relay publishes, the API does not
     pool_min: int = 2
     pool_max: int = 20
     max_body_size: int = 1_000_000  # bytes; a command body is a few hundred
@@ -24,6 +25,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
         env = os.environ if env is None else env
         values = {
             "database_url": env.get("LEDGER_DATABASE_URL", ""),
+            "nats_url": env.get("LEDGER_NATS_URL") or None,
             "rate_limit": int(env.get("LEDGER_RATE_LIMIT", "6000")),
             "rate_limit_unit": env.get("LEDGER_RATE_LIMIT_UNIT", "minute"),
             "pool_max": int(env.get("LEDGER_DB_POOL_MAX", "20")),

@@ -77,37 +77,46 @@ def migrate(settings: Settings) -> None:
     click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
 
 
+ROLES = ("all", "api", "projector", "relay")
+
+
 @main.command()
-@click.argument("role", default="all", type=click.Choice(["all", "api", "projector"]))
+@click.argument("role", default="all", type=click.Choice(ROLES))
 @click.pass_obj
 def serve(settings: Settings, role: str) -> None:
-    """Run the service until Ctrl-C or SIGTERM: every role, or one (`api`, `projector`).
+    """Run the service until Ctrl-C or SIGTERM: every role, or one of them.
 
-    Any number of each role may run against the same database; projections are owned by
-    one projector at a time (advisory locks) and taken over when their owner dies.
+    Any number of each role may run against the same database and NATS; projections
+    and the relay are owned by one process at a time (advisory locks) and taken over
+    when their owner dies.
     """
     with database_url(settings) as db_url, nats_url(settings) as nats:
         asyncio.run(_serve(settings, db_url, nats, role))
 
 
 async def _serve(settings: Settings, db_url: str, nats: str, role: str) -> None:
+    from consumers.relay import Relay
     from ledger.db import create_pool
     from ledger.migrate import migrate_dsn
     from projections import Projector, read_models
 
     await migrate_dsn(db_url, SCHEMA_PACKAGES)
-    if role in ("all", "api"):
-        await _serve_api(settings, db_url, nats, run_projector=role == "all")
-        return
-    pool = await create_pool(db_url, min_size=1, max_size=4)
-    projector = Projector(pool, db_url, read_models())
-    projector.start()
-    click.echo(f"ledger: projector running on {db_url.split('@')[-1]}; Ctrl-C to stop")
-    try:
-        await _until_stopped()
-    finally:
-        await projector.stop()  # finishes its batch: the checkpoint is written
-        await pool.close()
+    async with contextlib.AsyncExitStack() as running:
+        if role in ("all", "relay"):
+            relay = Relay(db_url, nats)
+            relay.start()
+            running.push_async_callback(relay.stop)  # finishes its batch: the checkpoint is written
+        if role == "projector":
+            pool = await create_pool(db_url, min_size=1, max_size=4)
+            running.push_async_callback(pool.close)
+            projector = Projector(pool, db_url, read_models())
+            projector.start()
+            running.push_async_callback(projector.stop)
+        if role in ("all", "api"):
+            await _serve_api(settings, db_url, nats, run_projector=role == "all")
+        else:
+            click.echo(f"ledger: {role} running on {db_url.split('@')[-1]} and {nats}; Ctrl-C to stop")
+            await _until_stopped()
 
 
 async def _serve_api(settings: Settings, db_url: str, nats: str, *, run_projector: bool) -> None:
@@ -117,7 +126,7 @@ async def _serve_api(settings: Settings, db_url: str, nats: str, *, run_projecto
     from api.server import GracefulServer
     from api.settings import ApiSettings
 
-    app = create_app(ApiSettings.from_env(database_url=db_url, run_projector=run_projector))
+    app = create_app(ApiSettings.from_env(database_url=db_url, nats_url=nats, run_projector=run_projector))
     host, port = settings.http.host, settings.http.port
     embedded = "" if settings.database.url else f" (embedded, data in {settings.data_dir})"
     click.echo(
@@ -138,6 +147,30 @@ async def _until_stopped() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
     await stopped.wait()
+
+
+@main.command("relay")
+@click.option("--from", "from_position", type=click.IntRange(min=0), required=True,
+              help="Publish again every event after this position.")
+@click.pass_obj
+def relay_from(settings: Settings, from_position: int) -> None:
+    """Make the relay publish the ledger again from a position (repairs the NATS copy).
+
+    A running relay picks it up at once; JetStream drops what it still holds by event id
+    and subscribers skip event ids they have handled.
+    """
+    from consumers.relay import reset_relay
+
+    async def reset():
+        conn = await _connect(url)
+        try:
+            await reset_relay(conn, from_position)
+        finally:
+            await conn.close()
+
+    with database_url(settings) as url:
+        run(reset())
+    click.echo(f"relay will publish again from position {from_position + 1}")
 
 
 @main.group()

@@ -95,3 +95,22 @@ async def test_reads_see_the_commands_they_follow(database_url, pool):
         assert r.status_code == 200 and r.json()["data"][0]["transaction_type"] == "Add" and r.json()["item_id"] == item, r.text
         r = await client.get("/readyz")
         assert r.status_code == 200 and r.json()["checks"]["projections"] == "ok", r.text
+
+
+async def test_readyz_reports_nats_and_the_relay(database_url, private_nats):
+    import asyncio
+
+    async with api_client(database_url, nats_url=private_nats.url) as client:
+        for _ in range(50):
+            r = await client.get("/readyz")
+            if r.json()["checks"].get("nats") == "ok":
+                break
+            await asyncio.sleep(0.1)
+        assert r.status_code == 200 and r.json()["checks"]["nats"] == "ok", r.text
+        private_nats.stop()
+        for _ in range(50):
+            r = await client.get("/readyz")
+            if r.status_code == 503:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status_code == 503 and r.json()["checks"]["nats"] == "unreachable", r.text

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from litestar import Request, Response, get
 
+from consumers.relay import relay_status
 from projections import projection_status
 
 
@@ -15,9 +18,10 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", operation_id="readyz", exclude_from_auth=True, tags=["operations"])
 async def readyz(request: Request) -> Response[dict]:
-    """The database answers and no projection is stuck; each projection's lag in positions."""
+    """Database and NATS reachable, no projection stuck; projection and relay lag in positions."""
     checks: dict[str, object] = {}
     projections: dict[str, object] = {}
+    relays: dict[str, object] = {}
     try:
         for p in await projection_status(request.app.state.pool):
             projections[p.name] = {
@@ -26,8 +30,13 @@ async def readyz(request: Request) -> Response[dict]:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    link = request.app.state.nats
+    if link is not None:
+        checks["nats"] = "ok" if link.connected else "unreachable"
+    with contextlib.suppress(Exception):  # the relay's lag, where a relay has run
+        relays = {r["name"]: {"checkpoint": r["position"], "lag_positions": r["lag"]} for r in await relay_status(request.app.state.pool)}
     stuck = [name for name, p in projections.items() if p["stuck_at"] is not None]
     checks["projections"] = "ok" if not stuck else f"stuck on a dead letter: {', '.join(stuck)}"
     ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks, "projections": projections}
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "projections": projections, "relays": relays}
     return Response(body, status_code=200 if ready else 503)
