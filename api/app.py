@@ -15,9 +15,11 @@ from litestar.stores.memory import MemoryStore
 from api.auth import ApiKeyAuthentication, KeyCache, require_scope
 from api.errors import handle_exception
 from api.idempotency import IdempotencyMiddleware
+from api.metrics import metrics
 from api.nats_link import NatsLink
 from api.rate_limits import UNAUTHENTICATED_PATHS, add_rate_limit_headers, rate_limit_config
 from api.request_ids import add_request_id_header
+from api.request_log import RequestLogMiddleware
 from api.routes.compat import InventoryController
 from api.routes.health import healthz, readyz
 from api.routes.items import ItemController
@@ -67,9 +69,10 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         guards=[require_scope],
     )
     return Litestar(
-        route_handlers=[api, healthz, readyz],
+        route_handlers=[api, healthz, readyz, metrics],
         lifespan=[lifespan],
         middleware=[
+            RequestLogMiddleware,
             rate_limit_config(settings.rate_limit_unit, settings.rate_limit).middleware,
             DefineMiddleware(ApiKeyAuthentication, exclude=UNAUTHENTICATED_PATHS),
             DefineMiddleware(IdempotencyMiddleware, max_body_size=settings.max_body_size),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import time
 
+import structlog
+
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -60,6 +62,7 @@ class ApiKeyAuthentication(AbstractAuthenticationMiddleware):
         api_key = await state.key_cache.lookup(state.pool, key)
         if api_key is None:
             raise Unauthorized()
+        structlog.contextvars.bind_contextvars(org_id=api_key.org_id, key_id=api_key.key_id)
         if api_key.allowed_ips is not None and not _allowed(connection, api_key.allowed_ips):
             raise Forbidden()
         return AuthenticationResult(user=api_key, auth=None)

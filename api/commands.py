@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Request
 
 from api.idempotency import command_id
+from api.metrics import count_command
 from api.request_ids import request_id
 from ledger import errors
 from ledger.commands import AnyCommand
@@ -41,21 +42,35 @@ def _expected_version(request: Request) -> int | None:
 def _options(request: Request) -> dict:
     return {
         "metadata": _metadata(request),
-        "command_id": command_id(request.user.org_id, request.headers.get("idempotency-key")),
+        # Only a POST's Idempotency-Key is honoured (api/idempotency.py); on another method
+        # it must not become a command id, or a later POST under the same key would find
+        # that command's recording and answer with it, writing nothing.
+        "command_id": command_id(request.user.org_id, request.headers.get("idempotency-key"))
+        if request.method == "POST" else None,
         "expected_version": _expected_version(request),
     }
 
 
 async def execute(request: Request, command: AnyCommand) -> CommandResult:
     store: EventStore = request.app.state.store
-    return await store.execute(request.user.org_id, command, **_options(request))
+    return await _counted(type(command).__name__, store.execute(request.user.org_id, command, **_options(request)))
+
+
+async def _counted(name: str, running) -> CommandResult:
+    try:
+        result = await running
+    except errors.LedgerError as refused:
+        count_command(name, refused.code)
+        raise
+    count_command(name, "accepted")
+    return result
 
 
 async def create_item(request: Request, attributes: ItemAttributes, **extra) -> CommandResult:
     store: EventStore = request.app.state.store
-    return await store.create_item(request.user.org_id, attributes, **extra, **_options(request))
+    return await _counted("CreateItem", store.create_item(request.user.org_id, attributes, **extra, **_options(request)))
 
 
 async def create_location(request: Request, attributes: LocationAttributes) -> CommandResult:
     store: EventStore = request.app.state.store
-    return await store.create_location(request.user.org_id, attributes, **_options(request))
+    return await _counted("CreateLocation", store.create_location(request.user.org_id, attributes, **_options(request)))

@@ -63,7 +63,10 @@ def run(coro):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Event-sourced inventory ledger."""
+    from ledger.logs import configure_logging
+
     ctx.obj = Settings.from_env()
+    configure_logging(ctx.obj.log_format)
 
 
 @main.command()
