@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 from litestar import Litestar, Router
@@ -31,12 +32,15 @@ from api.routes.stock import StockController
 from api.routes.transfers import TransferController
 from api.settings import ApiSettings
 from ledger.db import create_pool
+from ledger.logs import configure_logging
 from ledger.store import EventStore
 from projections import Projector, read_models
 
 
 def create_app(settings: ApiSettings | None = None) -> Litestar:
-    settings = settings or ApiSettings.from_env()
+    if settings is None:  # an API worker process started from the environment (serve --workers)
+        configure_logging(os.environ.get("LEDGER_LOG_FORMAT", "console"))
+        settings = ApiSettings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

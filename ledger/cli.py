@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 
@@ -85,41 +86,98 @@ ROLES = ("all", "api", "projector", "relay")
 
 @main.command()
 @click.argument("role", default="all", type=click.Choice(ROLES))
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="API worker processes (default: one per CPU core).")
 @click.pass_obj
-def serve(settings: Settings, role: str) -> None:
+def serve(settings: Settings, role: str, workers: int | None) -> None:
     """Run the service until Ctrl-C or SIGTERM: every role, or one of them.
 
     Any number of each role may run against the same database and NATS; projections
     and the relay are owned by one process at a time (advisory locks) and taken over
     when their owner dies.
     """
+    workers = workers or os.cpu_count() or 1
     with database_url(settings) as db_url, nats_url(settings) as nats:
-        asyncio.run(_serve(settings, db_url, nats, role))
+        asyncio.run(_migrate(db_url))
+        if role in ("all", "api") and workers > 1:
+            _serve_api_workers(settings, db_url, nats, workers, with_background=role == "all")
+        else:
+            asyncio.run(_serve(settings, db_url, nats, api=role in ("all", "api"),
+                               projector=role in ("all", "projector"), relay=role in ("all", "relay")))
 
 
-async def _serve(settings: Settings, db_url: str, nats: str, role: str) -> None:
-    from consumers.relay import Relay
-    from ledger.db import create_pool
+async def _migrate(db_url: str) -> None:
     from ledger.migrate import migrate_dsn
-    from projections import Projector, read_models
 
     await migrate_dsn(db_url, SCHEMA_PACKAGES)
+
+
+async def _serve(settings: Settings, db_url: str, nats: str, *, api: bool, projector: bool, relay: bool) -> None:
+    from consumers.relay import Relay
+    from ledger.db import create_pool
+    from projections import Projector, read_models
+
     async with contextlib.AsyncExitStack() as running:
-        if role in ("all", "relay"):
-            relay = Relay(db_url, nats)
-            relay.start()
-            running.push_async_callback(relay.stop)  # finishes its batch: the checkpoint is written
-        if role == "projector":
+        if relay:
+            publisher = Relay(db_url, nats)
+            publisher.start()
+            running.push_async_callback(publisher.stop)  # finishes its batch: the checkpoint is written
+        if projector and not api:  # with the API, the API process runs it (run_projector)
             pool = await create_pool(db_url, min_size=1, max_size=4)
             running.push_async_callback(pool.close)
-            projector = Projector(pool, db_url, read_models())
-            projector.start()
-            running.push_async_callback(projector.stop)
-        if role in ("all", "api"):
-            await _serve_api(settings, db_url, nats, run_projector=role == "all")
+            projecting = Projector(pool, db_url, read_models())
+            projecting.start()
+            running.push_async_callback(projecting.stop)
+        if api:
+            await _serve_api(settings, db_url, nats, run_projector=projector)
         else:
-            click.echo(f"ledger: {role} running on {db_url.split('@')[-1]} and {nats}; Ctrl-C to stop")
+            roles = [name for name, on in (("projector", projector), ("relay", relay)) if on]
+            click.echo(f"ledger: {' and '.join(roles)} running on {db_url.split('@')[-1]}; Ctrl-C to stop")
             await _until_stopped()
+
+
+def _serve_api_workers(settings: Settings, db_url: str, nats: str, workers: int, *, with_background: bool) -> None:
+    """Several API processes (uvicorn's supervisor) and, beside them, one process for the
+    projector and the relay, which must not run once per API worker."""
+    import multiprocessing
+    import tempfile
+
+    import uvicorn
+
+    metrics_dir = tempfile.mkdtemp(prefix="ledger-metrics-")
+    os.environ.update(LEDGER_DATABASE_URL=db_url, LEDGER_NATS_URL=nats, PROMETHEUS_MULTIPROC_DIR=metrics_dir)
+    background = None
+    if with_background:
+        background = multiprocessing.get_context("spawn").Process(
+            target=_background_process, args=(settings, db_url, nats), name="ledger-workers"
+        )
+        background.start()
+    _banner(settings, db_url, nats, workers)
+    try:
+        uvicorn.run("api.app:create_app", factory=True, host=settings.http.host, port=settings.http.port,
+                    workers=workers, log_level="warning", timeout_graceful_shutdown=30)
+    finally:
+        if background is not None:
+            background.terminate()  # SIGTERM: it checkpoints and stops
+            background.join(60)
+
+
+def _background_process(settings: Settings, db_url: str, nats: str) -> None:
+    from ledger.logs import configure_logging
+
+    configure_logging(settings.log_format)
+    asyncio.run(_serve(settings, db_url, nats, api=False, projector=True, relay=True))
+
+
+def _banner(settings: Settings, db_url: str, nats: str, workers: int = 1) -> None:
+    host, port = settings.http.host, settings.http.port
+    embedded = "" if settings.database.url else f" (embedded, data in {settings.data_dir})"
+    click.echo(
+        f"ledger: API on http://{host}:{port}/api/v1 (OpenAPI: http://{host}:{port}/schema), {workers} worker(s)\n"
+        f"ledger: PostgreSQL {db_url.split('@')[-1]}{embedded}, NATS {nats}\n"
+        "ledger: get a first API key in another terminal (same directory):\n"
+        "    .venv/bin/ledger keys create --org demo --scopes inventory:read,inventory:write,inventory:transfer"
+    )
 
 
 async def _serve_api(settings: Settings, db_url: str, nats: str, *, run_projector: bool) -> None:
@@ -130,14 +188,8 @@ async def _serve_api(settings: Settings, db_url: str, nats: str, *, run_projecto
     from api.settings import ApiSettings
 
     app = create_app(ApiSettings.from_env(database_url=db_url, nats_url=nats, run_projector=run_projector))
+    _banner(settings, db_url, nats)
     host, port = settings.http.host, settings.http.port
-    embedded = "" if settings.database.url else f" (embedded, data in {settings.data_dir})"
-    click.echo(
-        f"ledger: API on http://{host}:{port}/api/v1 (OpenAPI: http://{host}:{port}/schema)\n"
-        f"ledger: PostgreSQL {db_url.split('@')[-1]}{embedded}, NATS {nats}\n"
-        "ledger: get a first API key in another terminal (same directory):\n"
-        "    .venv/bin/ledger keys create --org demo --scopes inventory:read,inventory:write,inventory:transfer"
-    )
     server = GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     await server.serve()  # on SIGINT/SIGTERM: stops accepting, lets requests finish
 
