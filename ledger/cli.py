@@ -119,7 +119,7 @@ async def _serve(settings: Settings, db_url: str, nats: str, *, api: bool, proje
 
     async with contextlib.AsyncExitStack() as running:
         if relay:
-            publisher = Relay(db_url, nats)
+            publisher = Relay(db_url, nats, replicas=settings.nats.stream_replicas)
             publisher.start()
             running.push_async_callback(publisher.stop)  # finishes its batch: the checkpoint is written
         if projector and not api:  # with the API, the API process runs it (run_projector)
