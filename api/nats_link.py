@@ -12,6 +12,8 @@ import contextlib
 
 import nats
 
+from consumers.wire import nats_servers
+
 
 class NatsLink:
     def __init__(self, url: str):
@@ -26,7 +28,7 @@ class NatsLink:
         delay = 0.5
         while self.client is None:
             with contextlib.suppress(Exception):
-                self.client = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=-1, name="ledger-api")
+                self.client = await nats.connect(nats_servers(self.url), connect_timeout=2, max_reconnect_attempts=-1, name="ledger-api")
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)

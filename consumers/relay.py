@@ -25,7 +25,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from consumers import statements
-from consumers.wire import STREAM, SUBJECTS, message
+from consumers.wire import STREAM, SUBJECTS, message, nats_servers
 from ledger.db import create_pool, init_connection
 from ledger.reader import LedgerReader
 
@@ -109,7 +109,7 @@ class Relay:
                     return
             self.owner = True
             stack.callback(setattr, self, "owner", False)
-            nc = await nats.connect(self.nats_url, connect_timeout=2, max_reconnect_attempts=-1, name=f"relay-{self.name}")
+            nc = await nats.connect(nats_servers(self.nats_url), connect_timeout=2, max_reconnect_attempts=-1, name=f"relay-{self.name}")
             stack.push_async_callback(nc.close)
             js = nc.jetstream(publish_async_max_pending=self.batch_size * 2)
             await ensure_stream(js, replicas=self.replicas)

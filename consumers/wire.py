@@ -34,6 +34,11 @@ class WireEnvelope(msgspec.Struct, kw_only=True):
 _encode = msgspec.json.Encoder().encode
 
 
+def nats_servers(url: str) -> list[str]:
+    """`LEDGER_NATS_URL` may name several servers of a cluster, separated by commas."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def subject(org_id: int, stream: str, event_type: str) -> str:
     """`ledger.<org_id>.<stream_kind>.<stream_id>.<type>`, e.g. `ledger.7.item.42.Transfer_out`."""
     kind, _, stream_id = stream.partition("-")
