@@ -175,8 +175,9 @@ def _banner(settings: Settings, db_url: str, nats: str, workers: int = 1) -> Non
     click.echo(
         f"ledger: API on http://{host}:{port}/api/v1 (OpenAPI: http://{host}:{port}/schema), {workers} worker(s)\n"
         f"ledger: PostgreSQL {db_url.split('@')[-1]}{embedded}, NATS {nats}\n"
-        "ledger: get a first API key in another terminal (same directory):\n"
-        "    .venv/bin/ledger keys create --org demo --scopes inventory:read,inventory:write,inventory:transfer"
+        "ledger: in another terminal, in this directory:\n"
+        "    .venv/bin/ledger keys create --org demo --scopes inventory:read,inventory:write,inventory:transfer\n"
+        "    .venv/bin/ledger tail      # follow every event on NATS as commands land"
     )
 
 
@@ -226,6 +227,33 @@ def relay_from(settings: Settings, from_position: int) -> None:
     with database_url(settings) as url:
         run(reset())
     click.echo(f"relay will publish again from position {from_position + 1}")
+
+
+@main.command()
+@click.option("--subject", default="ledger.>", show_default=True, help="NATS subject filter, e.g. ledger.1.item.>")
+@click.option("--all", "from_start", is_flag=True, help="Start from the first event, not the next one.")
+@click.pass_obj
+def tail(settings: Settings, subject: str, from_start: bool) -> None:
+    """Print the ledger's events as they arrive on NATS (a first look at the fan-out)."""
+    import nats
+    from nats.js.api import DeliverPolicy
+
+    from consumers.wire import STREAM, nats_servers
+
+    async def follow(url: str) -> None:
+        nc = await nats.connect(nats_servers(url))
+        policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
+        sub = await nc.jetstream().subscribe(subject, stream=STREAM, ordered_consumer=True, deliver_policy=policy)
+        click.echo(f"following {subject} on {url}; Ctrl-C to stop")
+        try:
+            async for msg in sub.messages:
+                click.echo(f"{msg.subject} {msg.data.decode()}")
+        finally:
+            await nc.close()
+
+    with nats_url(settings) as url:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(follow(url))
 
 
 @main.group()
