@@ -26,6 +26,7 @@ from tests.world import make_item, make_location
 
 WRITERS = 32
 SECONDS = 4.0
+MIN_COMMANDS = 15  # per writer, however slow the machine: the race must have happened
 
 # Signed effect on quantity of each stock event type, for the balance check.
 _SIGN = {"Add": 1, "Remove": -1, "Adjust": 1, "Transfer_in": 1, "Transfer_out": -1, "Job_complete": -1}
@@ -63,7 +64,9 @@ async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, p
 
     async def writer(seed: int) -> None:
         rng = random.Random(seed)
-        while time.monotonic() < deadline:
+        done = 0
+        while time.monotonic() < deadline or done < MIN_COMMANDS:
+            done += 1
             command = random_command(rng)
             try:
                 await store.execute(org_id, command)
@@ -73,7 +76,7 @@ async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, p
                 outcomes[refused.code] += 1
 
     await asyncio.gather(*(writer(seed) for seed in range(WRITERS)))
-    assert outcomes["accepted"] > 200, outcomes
+    assert outcomes["accepted"] > 0.25 * sum(outcomes.values()), outcomes
     assert outcomes["insufficient_stock"] > 0, outcomes  # the race was real
 
     stock = await pool.fetch("SELECT * FROM stock_state WHERE org_id = $1", org_id)
