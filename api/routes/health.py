@@ -18,7 +18,7 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", operation_id="readyz", exclude_from_auth=True, tags=["operations"])
 async def readyz(request: Request) -> Response[dict]:
-    """Database and NATS reachable, no projection stuck; projection and relay lag in positions."""
+    """503 when the database is unreachable; `degraded` when NATS is or a projection is stuck."""
     checks: dict[str, object] = {}
     projections: dict[str, object] = {}
     relays: dict[str, object] = {}
@@ -37,6 +37,9 @@ async def readyz(request: Request) -> Response[dict]:
         relays = {r["name"]: {"checkpoint": r["position"], "lag_positions": r["lag"]} for r in await relay_status(request.app.state.pool)}
     stuck = [name for name, p in projections.items() if p["stuck_at"] is not None]
     checks["projections"] = "ok" if not stuck else f"stuck on a dead letter: {', '.join(stuck)}"
-    ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks, "projections": projections, "relays": relays}
-    return Response(body, status_code=200 if ready else 503)
+    # Only the database decides readiness: commands need nothing else (NATS down or a
+    # stuck projection delay the fan-out and the reads, not the ledger), and every API
+    # process sees the same NATS, so failing on it would take the whole API out at once.
+    status = "not ready" if checks["database"] != "ok" else "ready" if all(v == "ok" for v in checks.values()) else "degraded"
+    body = {"status": status, "checks": checks, "projections": projections, "relays": relays}
+    return Response(body, status_code=503 if status == "not ready" else 200)
