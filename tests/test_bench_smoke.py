@@ -1,0 +1,28 @@
+"""The benchmark, briefly, in every test run: so it cannot rot. No timing assertions.
+
+`python -m tests.bench.run --quick` against the suite's PostgreSQL (it makes and drops
+its own databases there) and a nats-server of its own (it publishes into the LEDGER
+stream, which other tests' servers must not see). It must finish and print every row of
+its table; the figures of a quick run mean nothing and are not looked at.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = ("1a", "1b", "1c", "1d", "2", "3", "4", "5", "6", "7")
+
+
+def test_quick_benchmark_prints_every_row(postgres_url):
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.bench.run", "--quick", "--url", postgres_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-8000:]}"
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ")]
+    keys = [line.split("|")[1].strip() for line in rows[1:]]
+    assert set(ROWS) <= set(keys), f"rows missing from the table:\n{run.stdout}"
+    assert "stale pgbench scripts" not in run.stdout, run.stdout
