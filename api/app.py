@@ -11,17 +11,19 @@ from litestar.config.app import AppConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.stores.memory import MemoryStore
 
 from api.auth import ApiKeyAuthentication, KeyCache, require_scope
+from api.bodies import strict_body
 from api.errors import handle_exception
 from api.idempotency import IdempotencyMiddleware
 from api.metrics import metrics
 from api.nats_link import NatsLink
-from api.rate_limits import UNAUTHENTICATED_PATHS, add_rate_limit_headers, rate_limit_config
+from api.rate_limits import UNAUTHENTICATED_PATHS, add_rate_limit_headers, rate_limit_middleware
 from api.request_ids import add_request_id_header
 from api.request_log import RequestLogMiddleware
+from api.routes.audit import AuditController
 from api.routes.compat import InventoryController
+from api.routes.events import EventController
 from api.routes.health import healthz, readyz
 from api.routes.items import ItemController
 from api.routes.jobs import JobController
@@ -30,8 +32,10 @@ from api.routes.locations import LocationController
 from api.routes.reads import ItemReadController, LocationReadController, get_job, low_stock
 from api.routes.stock import StockController
 from api.routes.transfers import TransferController
+from api.routes.webhooks import WebhookController
 from api.settings import ApiSettings
 from ledger.db import create_pool
+from ledger.expiry import ExpiryScheduler
 from ledger.logs import configure_logging
 from ledger.store import EventStore
 from projections import Projector, read_models
@@ -52,12 +56,15 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         if app.state.nats:
             app.state.nats.start()
         projector = Projector(pool, settings.database_url, read_models()) if settings.run_projector else None
+        expiry = ExpiryScheduler(pool) if settings.run_projector else None  # runs where projectors run
         if projector:
             projector.start()
+            expiry.start()
         try:
             yield
         finally:
             if projector:
+                await expiry.stop()
                 await projector.stop()  # finishes its batch: the checkpoint is written
             if app.state.nats:
                 await app.state.nats.close()
@@ -68,23 +75,23 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         route_handlers=[
             ItemController, ItemReadController, StockController, TransferController, JobController,
             LocationController, LocationReadController, low_stock, get_job, ApiKeyController,
-            InventoryController,
+            InventoryController, WebhookController, EventController, AuditController,
         ],
         guards=[require_scope],
+        before_request=strict_body,  # bodies strictly typed (api/bodies.py)
     )
     return Litestar(
         route_handlers=[api, healthz, readyz, metrics],
         lifespan=[lifespan],
         middleware=[
             RequestLogMiddleware,
-            rate_limit_config(settings.rate_limit_unit, settings.rate_limit).middleware,
+            rate_limit_middleware(settings.rate_limit, settings.rate_limit_unit),
             DefineMiddleware(ApiKeyAuthentication, exclude=UNAUTHENTICATED_PATHS),
             DefineMiddleware(IdempotencyMiddleware, max_body_size=settings.max_body_size),
         ],
         exception_handlers={Exception: handle_exception},
         before_send=[add_request_id_header, add_rate_limit_headers],
         request_max_body_size=settings.max_body_size,
-        stores={"rate_limit": MemoryStore()},
         openapi_config=OpenAPIConfig(
             title="Inventory ledger",
             version="1.0.0",

@@ -13,6 +13,7 @@ from ledger.store import CommandResult, EventStore
 from schemas import EventMetadata, ItemAttributes, LocationAttributes
 
 USER_NAME = "API"  # the transaction history's user_name for API-made changes (seed 004)
+MAX_HEADER_TEXT = 255
 
 
 def _metadata(request: Request) -> EventMetadata:
@@ -20,9 +21,18 @@ def _metadata(request: Request) -> EventMetadata:
         request_id=request_id(request.scope),
         key_id=request.user.key_id,
         user_name=USER_NAME,
-        idempotency_key=request.headers.get("idempotency-key"),
-        correlation_id=request.headers.get("x-correlation-id"),
+        idempotency_key=_header_text(request, "idempotency-key"),
+        correlation_id=_header_text(request, "x-correlation-id"),
     )
+
+
+def _header_text(request: Request, name: str) -> str | None:
+    """A caller's header kept in the event's metadata, forever: short and printable (a NUL
+    would fail in the database's jsonb as a 500; a megabyte would sit in every copy)."""
+    value = request.headers.get(name)
+    if value is not None and (len(value) > MAX_HEADER_TEXT or not value.isprintable()):
+        raise errors.ValidationFailed(f"{name} must be at most {MAX_HEADER_TEXT} printable characters")
+    return value
 
 
 def _expected_version(request: Request) -> int | None:

@@ -27,9 +27,12 @@ async def caught_up(request: Request, min_position: int | None) -> None:
     header = request.headers.get("x-ledger-min-position")
     if header is not None:
         try:
-            wanted = max(wanted or 0, int(header))
+            asked = int(header)
         except ValueError:
-            raise errors.ValidationFailed("X-Ledger-Min-Position must be a ledger position (an integer)") from None
+            asked = -1
+        if not 0 <= asked < 2**63:  # checked before max(): a negative header is refused, not ignored
+            raise errors.ValidationFailed("X-Ledger-Min-Position must be a ledger position (an integer)")
+        wanted = max(wanted or 0, asked)
     if not wanted:
         return
     if not 0 <= wanted < 2**63:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -92,7 +93,7 @@ def translate(exc: Exception) -> tuple[errors.LedgerError, dict[str, str]]:
             return exc, headers
         case ValidationException():
             return _validation(exc), headers
-        case ClientException() if "malformed" in str(exc.detail).lower():
+        case ClientException() if _malformed_json(exc):
             return InvalidJson(), headers
         case NotAuthorizedException():
             return Unauthorized(), headers
@@ -109,6 +110,18 @@ def translate(exc: Exception) -> tuple[errors.LedgerError, dict[str, str]]:
         case HTTPException() if exc.status_code < 500:
             return errors.BadRequest(str(exc.detail)), headers
     return errors.LedgerError(), headers
+
+
+def _malformed_json(exc: ClientException) -> bool:
+    """Litestar reports a body it cannot parse as a ClientException raised from msgspec's
+    DecodeError, whose text varies ("JSON is malformed", "Input data was truncated", ...):
+    the cause, not the text, says it was bad JSON."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, msgspec.DecodeError) and not isinstance(cause, msgspec.ValidationError):
+            return True
+        cause = cause.__cause__
+    return "malformed" in str(exc.detail).lower()
 
 
 def _validation(exc: ValidationException) -> errors.LedgerError:

@@ -6,6 +6,9 @@ response if it succeeded; a failed request gives the key back so a corrected ret
 A repeat with the same key and the same request gets the stored response with
 `Idempotent-Replayed: true`; with a different request, `409 idempotency_key_reused`.
 A repeat that arrives while the first is still running waits for it briefly.
+The route's guards run first, so a stored response is replayed only to a caller allowed
+to make the request. A secret the response shows once (a new API key: the route's
+`opt["secret_fields"]`) is not kept: its replay says what was created, with the secret null.
 
 The ledger is the second line: commands run with a command id derived from the key, so
 even a retry after a crash between commit and storing the response appends nothing new.
@@ -19,6 +22,7 @@ import uuid
 from datetime import timedelta
 
 import msgspec
+from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import statements
@@ -49,8 +53,10 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         key_text = key.decode("latin-1").strip()
-        if not key_text or len(key_text) > MAX_KEY_LENGTH:
-            raise errors.ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+        # Printable only: the key is stored as text, where a NUL fails in PostgreSQL (a 500).
+        if not key_text or len(key_text) > MAX_KEY_LENGTH or not key_text.isprintable():
+            raise errors.ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
+        await scope["route_handler"].authorize_connection(ASGIConnection(scope))
         body = await self._read_body(receive)
         fingerprint = hashlib.sha256(
             b"\0".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
@@ -82,9 +88,8 @@ class IdempotencyMiddleware:
         finally:
             if 200 <= status < 300:
                 kept = {k.decode(): v.decode() for k, v in headers if k.decode().lower() in _KEPT_HEADERS}
-                await pool.execute(
-                    statements.COMPLETE_IDEMPOTENCY_RECORD, org_id, key_text, status, kept, b"".join(chunks)
-                )
+                stored = _without_secrets(b"".join(chunks), scope["route_handler"].opt.get("secret_fields", ()))
+                await pool.execute(statements.COMPLETE_IDEMPOTENCY_RECORD, org_id, key_text, status, kept, stored)
             else:
                 await pool.execute(statements.RELEASE_IDEMPOTENCY_KEY, org_id, key_text)
 
@@ -114,6 +119,18 @@ class IdempotencyMiddleware:
             if asyncio.get_running_loop().time() > deadline:
                 return record
             await asyncio.sleep(0.05)
+
+
+def _without_secrets(body: bytes, fields) -> bytes:
+    """The response as kept for replays: the secrets in its `data` (shown once) set to null."""
+    if not fields:
+        return body
+    document = msgspec.json.decode(body)
+    data = document.get("data")
+    for field in fields:
+        if isinstance(data, dict) and field in data:
+            data[field] = None
+    return msgspec.json.encode(document)
 
 
 def _replaying(body: bytes) -> Receive:

@@ -1,16 +1,16 @@
-"""Rate limits per API key (per client address for requests without one), by litestar.
+"""Rate limits per API key (per client address for requests without one), by `limits`.
 
-Litestar's middleware counts and refuses; this adapts only its headers to the contract:
-`X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds, as
-seed 000 shows) on every response, and `Retry-After` on a 429. The counts live in the
-process's memory store: with several API processes each counts on its own.
+A fixed-window counter per key (the `limits` library: O(1) per request whatever the
+limit; litestar's own middleware keeps every request's timestamp and re-encodes them all
+on each request). Every counted response carries `X-RateLimit-Limit`,
+`X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds, as seed 000 shows); a
+refusal is `429 rate_limit_exceeded` with `Retry-After`. The counts live in the
+process's memory: with several API processes each counts on its own.
 
-Litestar puts the headers on through a send wrapper, which a refusal raised by a
-middleware inside this one bypasses (401/403 from authentication, 409 from idempotency:
-the app's exception handler renders those with the outer send). So the headers are kept
-in the scope's state instead, and the app's `before_send` hook `add_rate_limit_headers`
-puts them on whatever response leaves. Requests no route matches (404, 405) are not
-counted and carry none.
+The headers are kept in the scope's state and put on by the app's `before_send` hook
+`add_rate_limit_headers`, so they are on every response that leaves, refusals raised by
+inner middleware (401, 403, 409, 413) included. Requests no route matches (404, 405)
+never reach route middleware, are not counted and carry none.
 """
 
 from __future__ import annotations
@@ -18,61 +18,60 @@ from __future__ import annotations
 import hashlib
 import time
 
-from litestar import Request
+from limits import parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import FixedWindowRateLimiter
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import TooManyRequestsException
-from litestar.middleware.rate_limit import CacheObject, DurationUnit, RateLimitConfig, RateLimitMiddleware
-from litestar.types import Message, Receive, Scope, Send
-
-from api.auth import presented_key
+from litestar.middleware import DefineMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 UNAUTHENTICATED_PATHS = ["/healthz", "/readyz", "/metrics", "/schema"]
 _STATE_KEY = "rate_limit_headers"
 
 
-class LedgerRateLimitMiddleware(RateLimitMiddleware):
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, limit: str, limiter: FixedWindowRateLimiter) -> None:
+        self.app = app
+        self.item = parse(limit)  # e.g. "6000/minute"
+        self.limiter = limiter
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Litestar's own, with the headers left in the scope rather than in a send wrapper."""
-        app = scope["litestar_app"]
-        request = app.request_class(scope)
-        if await self.should_check_request(request=request):
-            key = self.cache_key_from_request(request)
-            store = self.config.get_store_from_app(app)
-            async with self._lock:
-                cache_object = await self.retrieve_cached_history(key, store)
-                if len(cache_object.history) >= self.max_requests:
-                    raise TooManyRequestsException(headers=self.create_response_headers(cache_object=cache_object))
-                await self.set_cached_history(key=key, cache_object=cache_object, store=store)
-            scope.setdefault("state", {})[_STATE_KEY] = self.create_response_headers(cache_object=cache_object)
+        if scope["type"] != "http" or scope["path"].startswith(tuple(UNAUTHENTICATED_PATHS)):
+            await self.app(scope, receive, send)
+            return
+        who = _identifier(scope)
+        allowed = await self.limiter.hit(self.item, who)
+        stats = await self.limiter.get_window_stats(self.item, who)
+        reset = int(stats.reset_time) + 1
+        headers = {
+            "X-RateLimit-Limit": str(self.item.amount),
+            "X-RateLimit-Remaining": str(max(stats.remaining, 0)),
+            "X-RateLimit-Reset": str(reset),
+        }
+        scope.setdefault("state", {})[_STATE_KEY] = headers
+        if not allowed:
+            raise TooManyRequestsException(headers={**headers, "Retry-After": str(max(reset - int(time.time()), 1))})
         await self.app(scope, receive, send)
 
-    def create_response_headers(self, cache_object: CacheObject) -> dict[str, str]:
-        used = len(cache_object.history)
-        headers = {
-            "X-RateLimit-Limit": str(self.max_requests),
-            "X-RateLimit-Remaining": str(max(self.max_requests - used, 0)),
-            "X-RateLimit-Reset": str(cache_object.reset),
-        }
-        if used >= self.max_requests:
-            headers["Retry-After"] = str(max(cache_object.reset - int(time.time()), 1))
-        return headers
 
-
-def _identifier(request: Request) -> str:
-    key = presented_key(request)
+def _identifier(scope: Scope) -> str:
+    headers = dict(scope.get("headers", []))
+    key = headers.get(b"x-api-key", b"").strip()
+    if not key:
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        key = token.strip() if scheme.lower() == b"bearer" else b""
     if key:
         # Never keep a key itself, even in memory: its hash identifies it as well.
-        return "key:" + hashlib.sha256(key.encode()).hexdigest()
-    return "ip:" + (request.client.host if request.client else "unknown")
+        return "key:" + hashlib.sha256(key).hexdigest()
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
 
 
-def rate_limit_config(unit: DurationUnit, limit: int) -> RateLimitConfig:
-    return RateLimitConfig(
-        rate_limit=(unit, limit),
-        identifier_for_request=_identifier,
-        middleware_class=LedgerRateLimitMiddleware,
-        exclude=UNAUTHENTICATED_PATHS,
-    )
+def rate_limit_middleware(limit: int, unit: str) -> DefineMiddleware:
+    # One limiter for the app: litestar makes a middleware instance per route.
+    limiter = FixedWindowRateLimiter(MemoryStorage())
+    return DefineMiddleware(RateLimitMiddleware, limit=f"{limit}/{unit}", limiter=limiter)
 
 
 async def add_rate_limit_headers(message: Message, scope: Scope) -> None:

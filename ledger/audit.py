@@ -2,8 +2,12 @@
 
 A stream is sound when every event chains to the one before it (versions from 1 with no
 gap, each `prev_hash` the previous `hash`, each `hash` recomputed from the stored event,
-positions rising with versions), and folding its events with `evolve` gives exactly the
-state the write model holds for it.
+positions rising with versions), its head names its last event, and folding its events
+with `evolve` gives exactly the state the write model holds for it.
+
+Audits read in one REPEATABLE READ snapshot, so a command committing meanwhile cannot
+show up as a difference between the events and the write model. The snapshot is read
+only and takes no transaction id, so it never holds the ledger's readers back.
 """
 
 from __future__ import annotations
@@ -12,18 +16,22 @@ from collections.abc import Sequence
 
 import asyncpg
 import msgspec
+from msgspec.structs import replace
 
 from ledger import statements
 from ledger.decide import evolve
+from ledger.feed import READ_STREAM_HEAD
 from ledger.footprint import Footprint
 from ledger.hashing import GENESIS, event_hash
-from ledger.state import ItemState, LocationState
+from ledger.state import ItemState, LocationState, StockLevel
+from ledger.statements import load_sql
 from ledger.store import load_snapshot
 from schemas import LedgerEvent
 
 _decode_event = msgspec.json.Decoder(LedgerEvent).decode
 _decode_any = msgspec.json.decode
 _PAGE = 5000
+READ_HEADLESS_STREAMS = load_sql("ledger")["read_headless_streams"]
 
 
 class StreamReport(msgspec.Struct, kw_only=True):
@@ -90,17 +98,73 @@ async def write_model_state(conn, org_id: int, stream: str) -> ItemState | Locat
     return snapshot.location(location_id)
 
 
+def head_problems(stream: str, rows: Sequence[asyncpg.Record], head: asyncpg.Record | None) -> list[str]:
+    """Whether the stream's head (its version and last hash) names its last event."""
+    last_version, last_hash = (rows[-1]["version"], rows[-1]["hash"]) if rows else (0, GENESIS)
+    if head is None:
+        return [f"{stream}: it has {len(rows)} events but no stream head"] if rows else []
+    if head["version"] > last_version:
+        return [f"{stream}: its head is at version {head['version']} but its events end at version "
+                f"{last_version}; events are missing at the end"]
+    if head["version"] < last_version:
+        return [f"{stream}: its head is at version {head['version']}, behind its last event (version {last_version})"]
+    if head["last_hash"] != last_hash:
+        return [f"{stream}: its head's hash is not the hash of its last event"]
+    return []
+
+
+def state_problems(stream: str, folded: ItemState | LocationState, stored: ItemState | LocationState) -> list[str]:
+    """How the write model differs from the re-fold, field by field (versions: see the head)."""
+    folded, stored = replace(folded, version=0), replace(stored, version=0)
+    if folded == stored:
+        return []
+    says = "the write model has {stored}; the ledger's events fold to {folded}"
+    problems = []
+    if folded.attributes != stored.attributes:
+        problems.append(f"{stream}: attributes differ: " + says.format(stored=stored.attributes, folded=folded.attributes))
+    if isinstance(folded, ItemState):
+        if folded.deleted != stored.deleted:
+            problems.append(f"{stream}: archived differs: " + says.format(stored=stored.deleted, folded=folded.deleted))
+        for location_id in sorted(folded.stock.keys() | stored.stock.keys()):
+            a, b = folded.level(location_id), stored.level(location_id)
+            if a != b:
+                problems.append(f"{stream} at location {location_id}: " + says.format(stored=_level(b), folded=_level(a)))
+        if folded.quantity_on_hand != stored.quantity_on_hand:
+            problems.append(f"{stream}: quantity on hand differs: "
+                            + says.format(stored=stored.quantity_on_hand, folded=folded.quantity_on_hand))
+    return problems or [f"{stream}: the write model differs from the re-fold of its events"]
+
+
+def _level(level: StockLevel) -> str:
+    if not level.recorded:
+        return "no stock record"
+    holds = ", ".join(f"job {job} holds {hold.quantity}" for job, hold in sorted(level.holds.items()))
+    return f"quantity {level.quantity}, reserved {level.reserved}" + (f" ({holds})" if holds else "")
+
+
 async def audit_stream(conn, org_id: int, stream: str) -> StreamReport:
+    """Audit one stream on `conn` (inside a snapshot the caller holds, for a consistent answer)."""
     rows = await read_whole_stream(conn, org_id, stream)
-    problems = chain_problems(rows)
-    folded = fold(stream, rows)
-    stored = await write_model_state(conn, org_id, stream)
-    if folded != stored:
-        problems.append(f"{stream}: the write model differs from the re-fold of its events: "
-                        f"ledger says {folded!r}, write model says {stored!r}")
+    head = await conn.fetchrow(READ_STREAM_HEAD, org_id, stream)
+    problems = chain_problems(rows) + head_problems(stream, rows, head)
+    problems += state_problems(stream, fold(stream, rows), await write_model_state(conn, org_id, stream))
     return StreamReport(org_id=org_id, stream=stream, events=len(rows), problems=problems)
 
 
-async def audit_all(conn, org_id: int | None = None) -> list[StreamReport]:
-    heads = await conn.fetch(statements.READ_STREAMS, org_id)
-    return [await audit_stream(conn, head["org_id"], head["stream"]) for head in heads]
+async def audit_one(pool: asyncpg.Pool, org_id: int, stream: str) -> StreamReport | None:
+    """One stream of one organization in its own snapshot; None if the organization has no such stream."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        report = await audit_stream(conn, org_id, stream)
+    return None if report.events == 0 and not report.problems else report
+
+
+async def audit_all(db: asyncpg.Pool | asyncpg.Connection, org_id: int | None = None) -> list[StreamReport]:
+    """Every stream (of one organization, or all), including any with events but no head."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            return await audit_all(conn, org_id)
+    conn = db
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        heads = await conn.fetch(statements.READ_STREAMS, org_id)
+        headless = await conn.fetch(READ_HEADLESS_STREAMS, org_id)
+        return [await audit_stream(conn, s["org_id"], s["stream"]) for s in [*heads, *headless]]

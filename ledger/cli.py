@@ -115,6 +115,7 @@ async def _migrate(db_url: str) -> None:
 async def _serve(settings: Settings, db_url: str, nats: str, *, api: bool, projector: bool, relay: bool) -> None:
     from consumers.relay import Relay
     from ledger.db import create_pool
+    from ledger.expiry import ExpiryScheduler
     from projections import Projector, read_models
 
     async with contextlib.AsyncExitStack() as running:
@@ -128,6 +129,9 @@ async def _serve(settings: Settings, db_url: str, nats: str, *, api: bool, proje
             projecting = Projector(pool, db_url, read_models())
             projecting.start()
             running.push_async_callback(projecting.stop)
+            expiring = ExpiryScheduler(pool)  # beside the projector: one per background process
+            expiring.start()
+            running.push_async_callback(expiring.stop)
         if api:
             await _serve_api(settings, db_url, nats, run_projector=projector)
         else:
@@ -342,29 +346,93 @@ def keys_revoke(settings: Settings, key_id: int, org_name: str | None) -> None:
 
 
 @main.command()
-@click.option("--org", "org_name", default=None, help="Only this organization's streams.")
+@click.option("--org", "org_name", default=None, help="Only this organization's streams and rows.")
 @click.pass_obj
 def verify(settings: Settings, org_name: str | None) -> None:
-    """Check every hash chain and re-fold every stream against the write model."""
+    """Check every hash chain, and re-fold the ledger against the write model and every read model."""
     from ledger.audit import audit_all
     from ledger.keys import find_organization
+    from projections.verify import verify_read_models
 
     async def audit():
         conn = await _connect(url)
         try:
             org_id = await find_organization(conn, org_name) if org_name else None
-            return await audit_all(conn, org_id)
+            return await audit_all(conn, org_id), await verify_read_models(conn, org_id)
         finally:
             await conn.close()
 
     with database_url(settings) as url:
-        reports = run(audit())
-    problems = [p for r in reports for p in r.problems]
-    events = sum(r.events for r in reports)
-    for problem in problems:
+        streams, models = run(audit())
+    ledger_problems = [p for r in streams for p in r.problems]
+    events = sum(r.events for r in streams)
+    for problem in [*ledger_problems, *models.problems]:
         click.echo(f"MISMATCH {problem}")
-    click.echo(f"{len(reports)} streams, {events} events: " + (f"{len(problems)} problems" if problems else "all sound"))
-    sys.exit(1 if problems else 0)
+    rows = ", ".join(f"{table} {count}" for table, count in models.rows.items())
+    click.echo(f"ledger: {len(streams)} streams, {events} events: "
+               + (f"{len(ledger_problems)} problems" if ledger_problems else "all sound"))
+    click.echo(f"read models ({rows} rows): "
+               + (f"{len(models.problems)} differences" if models.problems else "all equal to the ledger"))
+    sys.exit(1 if ledger_problems or models.problems else 0)
+
+
+@main.command()
+@click.option("--projection", "names", multiple=True, metavar="NAME",
+              help="Only this read model (items, stock, transactions, locations); repeatable. Default: all.")
+@click.pass_obj
+def replay(settings: Settings, names: tuple[str, ...]) -> None:
+    """Rebuild read models from the ledger into fresh tables, and swap them in when caught up."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from projections import READ_MODEL_NAMES
+    from projections.rebuild import UnknownEvent
+    from projections.replay import ReplayRefused, replay as replay_ledger
+
+    if unknown := sorted(set(names) - set(READ_MODEL_NAMES)):
+        raise click.BadParameter(f"{', '.join(unknown)}; read models are {', '.join(READ_MODEL_NAMES)}",
+                                 param_hint="--projection")
+    columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("positions"),
+               TimeRemainingColumn())
+    with database_url(settings) as url, Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("replay", total=None)
+        try:
+            run(_migrate(url))
+            report = run(replay_ledger(url, names or None,
+                                       progress=lambda at, horizon: bar.update(task, completed=at, total=horizon)))
+        except (ReplayRefused, UnknownEvent) as exc:
+            raise click.ClickException(str(exc)) from None
+    if report.took_over:
+        click.echo(f"took the projections over from projector sessions {', '.join(map(str, report.took_over))}; "
+                   "they resume from the new checkpoints")
+    click.echo(f"replayed {report.events:,} events into {', '.join(report.projections)} in {report.seconds:.1f} s "
+               f"({report.events_per_second:,.0f} events/s); swapped in at position {report.position}")
+
+
+@main.command()
+@click.option("--org", "org_name", default=None, help="Only this organization's events.")
+@click.option("--after", type=click.IntRange(min=0), default=0, help="Only events after this position.")
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), required=True)
+@click.pass_obj
+def export(settings: Settings, org_name: str | None, after: int, fmt: str) -> None:
+    """Stream the ledger, in position order up to its settled horizon, to stdout."""
+    from ledger.export import export as export_ledger
+    from ledger.keys import find_organization
+
+    out = sys.stdout.buffer
+
+    async def export_all() -> int:
+        conn = await _connect(url)
+        try:
+            org_id = await find_organization(conn, org_name) if org_name else None
+            return await export_ledger(conn, out.write, fmt, org_id=org_id, after=after)
+        finally:
+            await conn.close()
+
+    with database_url(settings) as url:
+        count = run(export_all())
+    out.flush()
+    click.echo(f"exported {count} events", err=True)
 
 
 async def _connect(url: str):

@@ -21,9 +21,13 @@ Quantity = Annotated[int, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY, descri
 Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
 Money = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
-Code = Annotated[str, msgspec.Meta(max_length=100)]
-Name = Annotated[str, msgspec.Meta(max_length=200)]
-Text = Annotated[str, msgspec.Meta(max_length=2000)]
+# No NUL character in any text: PostgreSQL cannot store one (in text or jsonb), so it would
+# fail in the database as a 500 instead of being refused here as a 400.
+NO_NUL = r"^[^\x00]*$"
+Code = Annotated[str, msgspec.Meta(max_length=100, pattern=NO_NUL)]
+Name = Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)]
+Text = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
+Zip = Annotated[str, msgspec.Meta(max_length=20, pattern=NO_NUL)]
 MAX_LINES = 100  # lines in one job command; keeps a command's events well under the store's bound
 
 
@@ -134,7 +138,7 @@ class LocationCreate(Body):
     address: Name | None = None
     city: Name | None = None
     state: Name | None = None
-    zip: Annotated[str, msgspec.Meta(max_length=20)] | None = None
+    zip: Zip | None = None
     is_active: bool = True
 
 
@@ -144,7 +148,7 @@ class LocationPatch(Body):
     address: Name | None | UnsetType = UNSET
     city: Name | None | UnsetType = UNSET
     state: Name | None | UnsetType = UNSET
-    zip: Annotated[str, msgspec.Meta(max_length=20)] | None | UnsetType = UNSET
+    zip: Zip | None | UnsetType = UNSET
     is_active: bool | UnsetType = UNSET
 
 
@@ -172,7 +176,7 @@ class ApiKeyView(msgspec.Struct, kw_only=True):
 
 
 class ApiKeyCreated(ApiKeyView):
-    key: str  # shown once
+    key: str | None  # shown once: null when the response is an idempotent replay
 
 
 # --- resources (the objects of seed 004) ----------------------------------------------

@@ -8,25 +8,27 @@ response shapes (`item_id` beside `data`, `message`, ...), its error codes (for 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, get, patch, post, put
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import QueryParameter
 
 from api.auth import grants
-from api.errors import InsufficientScope, InvalidJson
+from api.bodies import decode
+from api.consistency import caught_up
+from api.errors import InsufficientScope
 from api.request_ids import request_id
 from api.routes.items import change_item, create_item, replace_item
-from api.routes.params import ActiveOnly, LowStockOnly, Page, PerPage
+from api.routes.params import ActiveOnly, LowStockOnly, MinPosition, Page, PerPage
 from api.routes.reads import ItemDetail, LocationDetail
 from api.routes.stock import adjust_stock
 from api.routes.transfers import transfer_stock
 from ledger import errors
 from projections import queries
 from schemas import STOCK_TRANSACTION_TYPES
-from schemas.api import ItemCreate, ItemPatch, ItemReplace, StockAdjustment, TransferRequest
+from schemas.api import NO_NUL, ItemCreate, ItemPatch, ItemReplace, StockAdjustment, TransferRequest
 from schemas.events import MAX_QUANTITY
 
 Id = Annotated[int | None, QueryParameter(ge=1, le=MAX_QUANTITY, description="Item id")]
@@ -35,17 +37,22 @@ Sub = Annotated[
     QueryParameter(max_length=20, description="stock, transactions, adjust, transfer, locations or low-stock"),
 ]
 LocationIdParam = Annotated[int | None, QueryParameter(ge=1, le=MAX_QUANTITY, description="With sub=locations")]
-Text = Annotated[str | None, QueryParameter(max_length=200)]
-TypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=20)]
+Text = Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL)]
+TypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=20, pattern=NO_NUL)]
 
 READ, WRITE, TRANSFER = "inventory:read", "inventory:write", "inventory:transfer"
-_MISSING = re.compile(r"Object missing required field `(\w+)`")
-_AT_FIELD = re.compile(r"at `\$\.(\w+)`")
 
 
-def _require(request: Request, scope: str) -> None:
-    if not grants(request.user.scopes, scope):
-        raise InsufficientScope(f"This endpoint requires the {scope} scope")
+def _seed_scope(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard: seed 004's scope for the operation asked for (reads need read, a transfer
+    transfer, every other write write). A guard, not a check in the handler, so that
+    an idempotent replay is refused to a key that could not make the request either."""
+    if connection.scope["method"] == "GET":
+        needed = READ
+    else:
+        needed = TRANSFER if connection.query_params.get("sub") == "transfer" else WRITE
+    if not grants(connection.user.scopes, needed):
+        raise InsufficientScope(f"This endpoint requires the {needed} scope")
 
 
 def _unknown(sub: str | None) -> errors.NotFound:
@@ -53,33 +60,8 @@ def _unknown(sub: str | None) -> errors.NotFound:
 
 
 async def _body(request: Request, body_type: type, *, quantity_code: str | None = None, lenient: bool = False):
-    """The body decoded as seed 004 reports its faults: a field left out is
-    `missing_<field>`; a quantity that is not an integer is `quantity_code`.
-
-    `lenient` ignores fields the body type does not know (an integration may send back
-    the whole item it read, `id` and timestamps included), as seed 004's item endpoints do.
-    """
-    raw = await request.body()
-    try:
-        if not lenient:
-            return msgspec.json.decode(raw or b"{}", type=body_type)
-        decoded = msgspec.json.decode(raw or b"{}")
-        if not isinstance(decoded, dict):
-            raise msgspec.ValidationError("Expected `object`")
-        known = {k: v for k, v in decoded.items() if k in body_type.__struct_fields__}
-        return msgspec.convert(known, body_type)
-    except msgspec.DecodeError as exc:
-        if not isinstance(exc, msgspec.ValidationError):
-            raise InvalidJson() from None
-        message = str(exc)
-        if missing := _MISSING.search(message):
-            field = missing.group(1)
-            code = quantity_code if field == "quantity" and quantity_code else f"missing_{field}"
-            raise errors.ValidationFailed(f"{field} was not provided", code=code) from None
-        field = (_AT_FIELD.search(message) or [None, None])[1]
-        if field == "quantity" and quantity_code:
-            raise errors.ValidationFailed(f"quantity is not valid: {message}", code=quantity_code) from None
-        raise errors.ValidationFailed(f"Validation failed: {message}", details=[{"field": field, "message": message}]) from None
+    """The body decoded as seed 004 reports its faults (api/bodies.py); no body is `{}`."""
+    return decode(await request.body() or b"{}", body_type, quantity_code=quantity_code, lenient=lenient)
 
 
 def _envelope(request: Request, data: Any, **extra: Any) -> dict[str, Any]:
@@ -106,15 +88,17 @@ async def _seed_errors(call):
 class InventoryController(Controller):
     path = "/inventory"
     tags = ["inventory (seed 004)"]
+    guards = [_seed_scope]
 
     @get("/", operation_id="inventoryGet")
     async def read(
         self, request: Request, id: Id = None, sub: Sub = None, location_id: LocationIdParam = None,
         category: Text = None, search: Text = None, low_stock: LowStockOnly = None, type: TypeFilter = None,
-        active_only: ActiveOnly = True, page: Page = 1, per_page: PerPage = 50,
+        active_only: ActiveOnly = True, page: Page = 1, per_page: PerPage = 50, min_position: MinPosition = None,
     ) -> Response[dict]:
         """Seed 004 reads: items, one item (`id`), its `stock` or `transactions`, `locations`, `low-stock`."""
-        _require(request, READ)
+        # Read-after-write holds here as on every read (DESIGN 6, Consistency).
+        await caught_up(request, min_position)
         pool, org_id = request.app.state.pool, request.user.org_id
         if sub is None and id is None:
             rows, total = await queries.list_items(
@@ -152,17 +136,14 @@ class InventoryController(Controller):
     async def write(self, request: Request, id: Id = None, sub: Sub = None) -> Response[dict]:
         """Seed 004 commands: create an item, `sub=adjust` with `id`, or `sub=transfer`."""
         if sub is None and id is None:
-            _require(request, WRITE)
             data = await _body(request, ItemCreate, lenient=True)
             view, position = await _seed_errors(create_item(request, data))
             return _command(request, view, position, status=201, item_id=view.id)
         if sub == "adjust" and id is not None:
-            _require(request, WRITE)
             data = await _body(request, StockAdjustment, quantity_code="missing_quantity")
             body, position = await adjust_stock(request, id, data)
             return _command(request, body, position, message="Stock adjusted")
         if sub == "transfer":
-            _require(request, TRANSFER)
             data = await _body(request, TransferRequest, quantity_code="invalid_quantity")
             body, position = await transfer_stock(request, data)
             return _command(request, body, position, message="Stock transferred")
@@ -171,7 +152,6 @@ class InventoryController(Controller):
     @put("/", operation_id="inventoryPut")
     async def replace(self, request: Request, id: Id = None) -> Response[dict]:
         """Seed 004: replace an item (`id`); fields left out reset to their defaults."""
-        _require(request, WRITE)
         if id is None:
             raise _unknown(None)
         data = await _body(request, ItemReplace, lenient=True)
@@ -181,7 +161,6 @@ class InventoryController(Controller):
     @patch("/", operation_id="inventoryPatch")
     async def change(self, request: Request, id: Id = None) -> Response[dict]:
         """Seed 004: change some fields of an item (`id`)."""
-        _require(request, WRITE)
         if id is None:
             raise _unknown(None)
         data = await _body(request, ItemPatch, lenient=True)

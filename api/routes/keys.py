@@ -24,7 +24,8 @@ class ApiKeyController(Controller):
     path = "/api-keys"
     tags = ["api keys"]
 
-    @post("/", opt=MANAGE, operation_id="createApiKey", status_code=201)
+    # The key is shown once: an idempotent replay of this response has `key: null`.
+    @post("/", opt={**MANAGE, "secret_fields": ("key",)}, operation_id="createApiKey", status_code=201)
     async def create(self, request: Request, data: JSONBody[ApiKeyCreate]) -> Response[Envelope[ApiKeyCreated]]:
         """Create a key for your organization; the key is in this response only."""
         beyond = sorted(set(data.scopes) - set(request.user.scopes))

@@ -10,17 +10,18 @@ from litestar.params import QueryParameter
 
 from api.consistency import caught_up
 from api.responses import listed, ok
+from api.routes.asof import AsOf, AtPosition, past_stock
 from api.routes.params import ActiveOnly, ItemId, JobId, LocationId, LowStockOnly, MinPosition, Page, PerPage
 from ledger import errors
 from projections import queries
 from projections.models import Item, JobView, Location, StockEntry, StockSummaryLine, Transaction
 from schemas import STOCK_TRANSACTION_TYPES
-from schemas.api import Envelope, ListEnvelope
+from schemas.api import NO_NUL, Envelope, ListEnvelope  # NO_NUL: PostgreSQL text cannot hold NUL
 
 READ = {"scope": "inventory:read"}
-Search = Annotated[str | None, QueryParameter(max_length=200, description="Part number or name contains")]
-Category = Annotated[str | None, QueryParameter(max_length=100, description="Exact category")]
-LocationTypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=20)]
+Search = Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL, description="Part number or name contains")]
+Category = Annotated[str | None, QueryParameter(max_length=100, pattern=NO_NUL, description="Exact category")]
+LocationTypeFilter = Annotated[str | None, QueryParameter(name="type", max_length=20, pattern=NO_NUL)]
 TransactionType = Annotated[str | None, QueryParameter(name="type", max_length=20, description=", ".join(STOCK_TRANSACTION_TYPES))]
 
 
@@ -66,8 +67,13 @@ class ItemReadController(Controller):
         return ok(request, ItemDetail(item=item, stock=await queries.item_stock(pool, org_id, item_id)))
 
     @get("/{item_id:int}/stock", opt=READ, operation_id="getItemStock")
-    async def get_stock(self, request: Request, item_id: ItemId, min_position: MinPosition = None) -> Response[Envelope[list[StockEntry]]]:
-        """The item's stock entries, one per location it has been at."""
+    async def get_stock(
+        self, request: Request, item_id: ItemId, min_position: MinPosition = None, as_of: AsOf = None,
+        at_position: AtPosition = None,
+    ) -> Response[Envelope[list[StockEntry]]]:
+        """The item's stock entries, one per location it has been at (now, or as_of / at_position)."""
+        if as_of is not None or at_position is not None:
+            return ok(request, await past_stock(request, item_id, as_of, at_position))
         await caught_up(request, min_position)
         pool, org_id = request.app.state.pool, request.user.org_id
         if await queries.get_item(pool, org_id, item_id) is None:

@@ -11,6 +11,7 @@ idle), which is what makes a million events take seconds rather than an hour.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -158,21 +159,32 @@ async def generate(conn: asyncpg.Connection, events: int, *, org: str = "bench",
     gen.item_ids = [i + item_base for i in gen.item_ids]
     gen.location_ids = [loc + location_base for loc in gen.location_ids]
     gen.setup()
+    # The server writes one batch while the next is generated: COPY as a task, and a yield
+    # now and then so its data goes out while Python is busy deciding.
+    copying: asyncio.Task | None = None
+    steps = 0
     while gen.position - start_at < events:
         gen.step()
+        steps += 1
+        if steps % 500 == 0:
+            await asyncio.sleep(0)
         if len(gen.rows) >= _BATCH:
-            await _flush(conn, gen, report)
-    await _flush(conn, gen, report)
+            if copying:
+                await copying
+            copying = asyncio.create_task(_copy(conn, gen.rows, gen.position, report))
+            gen.rows = []
+    if copying:
+        await copying
+    await _copy(conn, gen.rows, gen.position, report)
     await _write_model(conn, gen)
     return gen.position
 
 
-async def _flush(conn, gen: Generator, report) -> None:
-    if gen.rows:
-        await conn.copy_records_to_table("events", columns=_COLUMNS, records=gen.rows)
-        gen.rows = []
+async def _copy(conn, rows: list[tuple], position: int, report) -> None:
+    if rows:
+        await conn.copy_records_to_table("events", columns=_COLUMNS, records=rows)
         if report:
-            report(gen.position)
+            report(position)
 
 
 async def _write_model(conn, gen: Generator) -> None:

@@ -1,0 +1,41 @@
+"""Auditing one stream over HTTP: its hash chain and its re-fold against the write model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.params import QueryParameter
+
+from api.responses import ok
+from ledger import errors
+from ledger.audit import audit_one
+from schemas import MAX_QUANTITY
+from schemas.api import Envelope
+
+EVENTS = {"scope": "events:read"}
+StreamId = Annotated[int | None, QueryParameter(ge=1, le=MAX_QUANTITY)]
+
+
+class AuditReport(msgspec.Struct, kw_only=True):
+    stream: str
+    ok: bool
+    events: int
+    problems: list[str]
+
+
+class AuditController(Controller):
+    path = "/audit"
+    tags = ["events"]
+
+    @get("/verify", opt=EVENTS, operation_id="verifyStream")
+    async def verify(self, request: Request, item_id: StreamId = None, location_id: StreamId = None) -> Response[Envelope[AuditReport]]:
+        """Check one item's (or location's) hash chain and re-fold it against the write model."""
+        if (item_id is None) == (location_id is None):
+            raise errors.ValidationFailed("give exactly one of item_id and location_id")
+        stream = f"item-{item_id}" if item_id is not None else f"location-{location_id}"
+        report = await audit_one(request.app.state.pool, request.user.org_id, stream)
+        if report is None:
+            raise errors.NotFound(f"{stream.replace('-', ' ')} does not exist")
+        return ok(request, AuditReport(stream=stream, ok=report.ok, events=report.events, problems=report.problems))

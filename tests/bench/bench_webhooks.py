@@ -1,0 +1,187 @@
+"""Webhook delivery latency: from an event's commit (`recorded_at`) to its receipt.
+
+    python -m tests.bench.bench_webhooks [--url postgresql://...] [--commands 400] [--rate 100] [--endpoints 2]
+
+Without --url (or LEDGER_TEST_DATABASE_URL) it starts the embedded PostgreSQL in a
+temporary directory; it always starts a private nats-server of its own (the LEDGER stream
+is per server). A fresh database is made and dropped. This process runs the relay, a
+`WebhookWorker` (emitter and deliverer, tuned by `LEDGER_WEBHOOK_*`) and clients issuing
+stock commands (Add, Remove, Transfer on a few items) at `rate` commands per second, each
+command in its own task, as `ledger serve` runs them beside its API. The receivers (one
+per endpoint, each subscribed to every event name) run in a child process on 127.0.0.1,
+as a receiver would run elsewhere. Every delivery is timed from its event's `recorded_at`
+to the moment its body is in at the receiver, split at the moment the emitter recorded it
+(relay, NATS and emitter before; deliverer and HTTP after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from consumers.relay import Relay
+from consumers.webhooks import WebhookSettings, WebhookWorker, create_endpoint
+from ledger.cli import SCHEMA_PACKAGES
+from ledger.commands import AddStock, RemoveStock, TransferStock
+from ledger.db import create_pool
+from ledger.embedded import start_nats
+from ledger.errors import LedgerError
+from ledger.keys import ensure_organization
+from ledger.migrate import migrate_dsn
+from ledger.store import EventStore
+from schemas import ItemAttributes, LocationAttributes
+
+
+def receive(count: int, conn, stop) -> None:
+    """The child process: `count` receivers; their URLs out first, then (id, at) of every request."""
+    from tests.webhook_receiver import Receiver
+
+    async def run() -> None:
+        receivers = [await Receiver().__aenter__() for _ in range(count)]
+        conn.send([r.url for r in receivers])
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        conn.send([(r.headers["webhook-id"], r.at) for rx in receivers for r in rx.received])
+
+    asyncio.run(run())
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def quantiles(values: list[float]) -> str:
+    q = statistics.quantiles(values, n=100)
+    return f"p50 {q[49] * 1000:7.1f} ms   p90 {q[89] * 1000:7.1f} ms   p99 {q[98] * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms"
+
+
+async def load(store: EventStore, org_id: int, items: list[int], locations: list[int], commands: int, rate: float) -> float:
+    """`commands` commands at `rate` per second, each in its own task; the seconds it took."""
+    rng = random.Random(7)
+    started = time.perf_counter()
+    tasks = []
+    for n in range(commands):
+        item, (a, b) = rng.choice(items), rng.sample(locations, 2)
+        command = rng.choice([
+            AddStock(item_id=item, location_id=a, quantity=rng.randint(1, 5)),
+            RemoveStock(item_id=item, location_id=a, quantity=1),
+            TransferStock(item_id=item, from_location_id=a, to_location_id=b, quantity=1, transfer_id=str(uuid.uuid4())),
+        ])
+        tasks.append(asyncio.create_task(_execute(store, org_id, command)))
+        await asyncio.sleep(max(started + (n + 1) / rate - time.perf_counter(), 0))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started
+
+
+async def _execute(store: EventStore, org_id: int, command) -> None:
+    try:
+        await store.execute(org_id, command)
+    except LedgerError:  # a Remove or Transfer from an empty location: refused, nothing recorded
+        pass
+
+
+async def main(url: str, nats_url: str, commands: int, rate: float, endpoints: int, urls: list[str]) -> list[tuple]:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db_url = url.rsplit("/", 1)[0] + f"/{name}"
+    settings = WebhookSettings.from_env(allow_private=True)  # the receivers are on 127.0.0.1
+    try:
+        await migrate_dsn(db_url, SCHEMA_PACKAGES)
+        pool = await create_pool(db_url, min_size=4, max_size=20)
+        store = EventStore(pool)
+        org_id = await ensure_organization(pool, "bench")
+        for receiver_url in urls:
+            await create_endpoint(pool, org_id, settings, url=receiver_url, events=["*"])
+        relay, worker = Relay(db_url, nats_url), WebhookWorker(db_url, nats_url, settings)
+        relay.start()
+        worker.start()
+        locations = [(await store.create_location(org_id, LocationAttributes(location_name=f"L{n}"))).events[0].data.location_id
+                     for n in range(3)]
+        items = [(await store.create_item(org_id, ItemAttributes(part_number=f"B-{n}", part_name="bench", min_stock_level=20))).events[0].data.item_id
+                 for n in range(8)]
+        before = await pool.fetchval("SELECT max(position) FROM events")
+        cpu = _cpu()
+        seconds = await load(store, org_id, items, locations, commands, rate)
+        head = await pool.fetchval("SELECT max(position) FROM events")
+        deadline = time.monotonic() + 120
+        while worker.emitter.position < head or await pool.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'"
+        ):
+            assert time.monotonic() < deadline, "deliveries were not all delivered within 120 s"
+            await asyncio.sleep(0.1)
+        cpu = _cpu() - cpu
+        await worker.stop()
+        await relay.stop()
+        rows = await pool.fetch(
+            """SELECT d.delivery_id, d.created_at, e.recorded_at FROM webhook_deliveries d
+               JOIN events e USING (event_id) WHERE e.position > $1""", before,
+        )
+        events = await pool.fetchval("SELECT count(*) FROM events WHERE position > $1", before)
+        print(f"{commands} commands in {seconds:.1f} s ({commands / seconds:.0f}/s), {events} events, "
+              f"{len(rows)} deliveries to {endpoints} endpoints; this process used {cpu:.1f} s of CPU "
+              f"({cpu / len(rows) * 1000:.2f} ms per delivery, the commands' own share included)")
+        attempts = [r["duration_ms"] / 1000 for r in await pool.fetch("SELECT duration_ms FROM webhook_attempts")]
+        await pool.close()
+        return [(str(r["delivery_id"]), r["recorded_at"].timestamp(), r["created_at"].timestamp()) for r in rows], attempts
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def report(deliveries: list[tuple], received: list[tuple], attempts: list[float]) -> None:
+    arrived = {delivery_id: at for delivery_id, at in received}  # the first arrival of each
+    total, to_recorded, to_received = [], [], []
+    for delivery_id, committed, recorded in deliveries:
+        total.append(arrived[delivery_id] - committed)
+        to_recorded.append(recorded - committed)
+        to_received.append(arrived[delivery_id] - recorded)
+    print(f"commit -> received          {quantiles(total)}")
+    print(f"commit -> delivery recorded {quantiles(to_recorded)}")
+    print(f"recorded -> received        {quantiles(to_received)}")
+    print(f"one attempt (HTTP POST)     {quantiles(attempts)}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default=os.environ.get("LEDGER_TEST_DATABASE_URL"))
+    parser.add_argument("--commands", type=int, default=400)
+    parser.add_argument("--rate", type=float, default=100.0, help="commands per second")
+    parser.add_argument("--endpoints", type=int, default=2)
+    args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    stop = context.Event()
+    receivers = context.Process(target=receive, args=(args.endpoints, theirs, stop), daemon=True)
+    receivers.start()
+    urls = ours.recv()
+    with tempfile.TemporaryDirectory() as tmp:
+        nats_server = start_nats(Path(tmp) / "nats")
+        try:
+            if args.url:
+                deliveries, attempts = asyncio.run(main(args.url, nats_server.url, args.commands, args.rate, args.endpoints, urls))
+            else:
+                from ledger.embedded import start_postgres
+
+                pg = start_postgres(Path(tmp) / "pg")
+                try:
+                    deliveries, attempts = asyncio.run(main(pg.url, nats_server.url, args.commands, args.rate, args.endpoints, urls))
+                finally:
+                    pg.stop()
+        finally:
+            nats_server.stop()
+            stop.set()
+    report(deliveries, ours.recv(), attempts)
+    receivers.join()
