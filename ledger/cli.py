@@ -81,7 +81,7 @@ def migrate(settings: Settings) -> None:
     click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
 
 
-ROLES = ("all", "api", "projector", "relay")
+ROLES = ("all", "api", "projector", "relay", "webhooks")
 
 
 @main.command()
@@ -102,8 +102,8 @@ def serve(settings: Settings, role: str, workers: int | None) -> None:
         if role in ("all", "api") and workers > 1:
             _serve_api_workers(settings, db_url, nats, workers, with_background=role == "all")
         else:
-            asyncio.run(_serve(settings, db_url, nats, api=role in ("all", "api"),
-                               projector=role in ("all", "projector"), relay=role in ("all", "relay")))
+            asyncio.run(_serve(settings, db_url, nats, api=role in ("all", "api"), projector=role in ("all", "projector"),
+                               relay=role in ("all", "relay"), webhooks=role in ("all", "webhooks")))
 
 
 async def _migrate(db_url: str) -> None:
@@ -112,8 +112,11 @@ async def _migrate(db_url: str) -> None:
     await migrate_dsn(db_url, SCHEMA_PACKAGES)
 
 
-async def _serve(settings: Settings, db_url: str, nats: str, *, api: bool, projector: bool, relay: bool) -> None:
+async def _serve(
+    settings: Settings, db_url: str, nats: str, *, api: bool, projector: bool, relay: bool, webhooks: bool
+) -> None:
     from consumers.relay import Relay
+    from consumers.webhooks import WebhookWorker
     from ledger.db import create_pool
     from ledger.expiry import ExpiryScheduler
     from projections import Projector, read_models
@@ -123,26 +126,30 @@ async def _serve(settings: Settings, db_url: str, nats: str, *, api: bool, proje
             publisher = Relay(db_url, nats, replicas=settings.nats.stream_replicas)
             publisher.start()
             running.push_async_callback(publisher.stop)  # finishes its batch: the checkpoint is written
+        if webhooks:
+            worker = WebhookWorker(db_url, nats)
+            worker.start()
+            running.push_async_callback(worker.stop)
         if projector and not api:  # with the API, the API process runs it (run_projector)
             pool = await create_pool(db_url, min_size=1, max_size=4)
             running.push_async_callback(pool.close)
             projecting = Projector(pool, db_url, read_models())
             projecting.start()
             running.push_async_callback(projecting.stop)
-            expiring = ExpiryScheduler(pool)  # beside the projector: one per background process
+            expiring = ExpiryScheduler(pool)  # releases expired holds; runs where projectors run
             expiring.start()
             running.push_async_callback(expiring.stop)
         if api:
             await _serve_api(settings, db_url, nats, run_projector=projector)
         else:
-            roles = [name for name, on in (("projector", projector), ("relay", relay)) if on]
+            roles = [name for name, on in (("projector", projector), ("relay", relay), ("webhooks", webhooks)) if on]
             click.echo(f"ledger: {' and '.join(roles)} running on {db_url.split('@')[-1]}; Ctrl-C to stop")
             await _until_stopped()
 
 
 def _serve_api_workers(settings: Settings, db_url: str, nats: str, workers: int, *, with_background: bool) -> None:
     """Several API processes (uvicorn's supervisor) and, beside them, one process for the
-    projector and the relay, which must not run once per API worker."""
+    projector, the relay and the webhook worker, which must not run once per API worker."""
     import multiprocessing
     import tempfile
 
@@ -170,7 +177,7 @@ def _background_process(settings: Settings, db_url: str, nats: str) -> None:
     from ledger.logs import configure_logging
 
     configure_logging(settings.log_format)
-    asyncio.run(_serve(settings, db_url, nats, api=False, projector=True, relay=True))
+    asyncio.run(_serve(settings, db_url, nats, api=False, projector=True, relay=True, webhooks=True))
 
 
 def _banner(settings: Settings, db_url: str, nats: str, workers: int = 1) -> None:
