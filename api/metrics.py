@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client import multiprocess
 
 from consumers.relay import relay_status
+from consumers.webhooks import statements as webhook_statements
+from consumers.webhooks import webhook_status
 from projections import projection_status
 
 REQUEST_SECONDS = Histogram(
@@ -28,6 +30,8 @@ PROJECTION_LAG_SECONDS = Gauge("ledger_projection_lag_seconds", "Age of the olde
 DEAD_LETTERS = Gauge("ledger_projection_dead_letters", "Events parked by a projection", ["projection"], multiprocess_mode="mostrecent")
 STUCK = Gauge("ledger_projection_stuck", "1 while a projection cannot get past a dead letter", ["projection"], multiprocess_mode="mostrecent")
 RELAY_LAG = Gauge("ledger_relay_lag_positions", "Ledger positions not yet acknowledged by JetStream", ["relay"], multiprocess_mode="mostrecent")
+WEBHOOK_DELIVERIES = Gauge("ledger_webhook_deliveries", "Webhook deliveries by status, from the database", ["status"], multiprocess_mode="mostrecent")
+WEBHOOK_STATE = Gauge("ledger_webhook_state", "Webhook backlog: pending, oldest_due_seconds, disabled_endpoints, emitter_lag", ["measure"], multiprocess_mode="mostrecent")
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
@@ -47,6 +51,11 @@ async def _refresh(pool) -> None:
         STUCK.labels(p.name).set(1 if p.stuck else 0)
     for r in await relay_status(pool):
         RELAY_LAG.labels(r["name"]).set(r["lag"])
+    # Deliveries by outcome, whichever process delivered them (attempt counters are per process).
+    for row in await pool.fetch(webhook_statements.COUNT_WEBHOOK_DELIVERIES_BY_STATUS):
+        WEBHOOK_DELIVERIES.labels(row["status"]).set(row["deliveries"])
+    for measure, value in (await webhook_status(pool)).items():
+        WEBHOOK_STATE.labels(measure).set(value or 0)
 
 
 def _registry():
