@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from litestar import Request
 
-from ledger import errors
+from ledger import errors, statements
 from projections import wait_for_position
 
 WAIT_SECONDS = 3.0
@@ -37,5 +37,9 @@ async def caught_up(request: Request, min_position: int | None) -> None:
         return
     if not 0 <= wanted < 2**63:
         raise errors.ValidationFailed("min_position must be a ledger position")
-    if not await wait_for_position(request.app.state.pool, wanted, timeout=WAIT_SECONDS):
+    pool = request.app.state.pool
+    # A position no command was ever given cannot be waited for: the caller's mistake.
+    if wanted > await pool.fetchval(statements.READ_LAST_POSITION):
+        raise errors.ValidationFailed("min_position is beyond the ledger's last position", code="unknown_position")
+    if not await wait_for_position(pool, wanted, timeout=WAIT_SECONDS):
         raise NotCaughtUp(position=wanted)

@@ -85,3 +85,23 @@ async def test_a_hold_renewed_before_it_expired_is_not_released(store, pool, org
     await asyncio.sleep(0.4)
     assert await ExpiryScheduler(pool).run_once() == 0
     assert await held(pool, 9) == 4 and await releases(pool) == []
+
+
+async def test_an_api_process_that_projects_also_expires_holds(store, pool, org_id, database_url):
+    from tests.api_client import api_client, key_for
+
+    location = await make_location(store, org_id)
+    item = await make_item(store, org_id)
+    await stocked(store, org_id, item, location, 10)
+    headers = await key_for(pool)
+    expires_at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    async with api_client(database_url) as client:  # run_projector: the expiry scheduler runs too
+        r = await client.post("/api/v1/jobs/42/reservations", headers=headers, json={
+            "items": [{"item_id": item, "location_id": location, "quantity": 4}], "expires_at": expires_at})
+        assert r.status_code == 201, r.text
+        deadline = asyncio.get_running_loop().time() + 10
+        while await held(pool, 42) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+    assert await held(pool, 42) == 0
+    [released] = await releases(pool)
+    assert (released["job_id"], released["quantity"], released["reason"]) == (42, 4, "expired")

@@ -116,16 +116,16 @@ def test_an_event_already_applied_to_a_level_records_nothing_again():
     item = envelope(ItemCreated(item_id=3, attributes=ItemAttributes(part_number="A", part_name="A", min_stock_level=5)), 1)
     add = envelope(StockAdded(item_id=3, location_id=1, quantity=6), 2)
     remove = envelope(StockRemoved(item_id=3, location_id=1, quantity=2), 3)
-    subscriber = fanout.Subscriber(endpoint_id=9, org_id=1, events=["*"], created_at=datetime(2000, 1, 1, tzinfo=UTC))
-    planned, levels = fanout.plan([item, add, remove], {1: [subscriber]}, {})
+    endpoint = fanout.EndpointFilter(endpoint_id=9, org_id=1, events=["*"], created_at=datetime(2000, 1, 1, tzinfo=UTC))
+    planned, levels = fanout.plan([item, add, remove], {1: [endpoint]}, {})
     names = [p.event_name for p in planned]
     assert names == ["item.created", "item.stock_changed", "stock.added", "item.stock_changed", "stock.removed", "stock.low"]
     low = json.loads(planned[-1].payload)
     assert low["data"]["quantity_on_hand"] == 4 and low["data"]["min_stock_level"] == 5 and low["data"]["type"] == "Remove"
-    again, unchanged = fanout.plan([add, remove], {1: [subscriber]}, levels)  # redelivered
+    again, unchanged = fanout.plan([add, remove], {1: [endpoint]}, levels)  # redelivered
     assert again == [] and unchanged == {}
     # An endpoint made after an event was recorded does not get it.
-    late = fanout.Subscriber(endpoint_id=10, org_id=1, events=["*"], created_at=datetime.now(UTC))
+    late = fanout.EndpointFilter(endpoint_id=10, org_id=1, events=["*"], created_at=datetime.now(UTC))
     assert fanout.plan([item], {1: [late]}, {})[0] == []
 
 

@@ -7,7 +7,13 @@ delivery. The API manages endpoints and deliveries through the functions here; `
 serve` runs a `WebhookWorker`.
 """
 
-from consumers.webhooks.deliveries import Attempt, Delivery, list_deliveries, ping, retry_delivery
+from consumers.webhooks.deliveries import (
+    Attempt,
+    Delivery,
+    list_deliveries,
+    ping,
+    retry_delivery,
+)
 from consumers.webhooks.endpoints import (
     Endpoint,
     create_endpoint,

@@ -28,7 +28,7 @@ import nats
 import structlog
 
 from consumers.webhooks import consumer, metrics, statements
-from consumers.webhooks.fanout import Subscriber, level_key, plan
+from consumers.webhooks.fanout import EndpointFilter, level_key, plan
 from consumers.webhooks.levels import ItemLevel
 from consumers.webhooks.settings import WebhookSettings
 from ledger.db import connect
@@ -170,14 +170,14 @@ class Emitter:
         """Item levels and deliveries of a batch; the number of deliveries recorded."""
         if not envelopes:
             return 0
-        subscribers: dict[int, list[Subscriber]] = defaultdict(list)
-        rows = await conn.fetch(statements.READ_WEBHOOK_SUBSCRIBERS, list({e.org_id for e in envelopes}))
+        endpoints: dict[int, list[EndpointFilter]] = defaultdict(list)
+        rows = await conn.fetch(statements.READ_ENABLED_WEBHOOK_ENDPOINTS, list({e.org_id for e in envelopes}))
         for r in rows:
-            subscribers[r["org_id"]].append(Subscriber(**dict(r)))
+            endpoints[r["org_id"]].append(EndpointFilter(**dict(r)))
         keys = list({k for e in envelopes if (k := level_key(e)) is not None})
         stored = await conn.fetch(statements.READ_WEBHOOK_ITEM_LEVELS, [k[0] for k in keys], [k[1] for k in keys])
         levels = {(r["org_id"], r["item_id"]): ItemLevel(**dict(r)) for r in stored}
-        planned, changed = plan(envelopes, subscribers, levels)
+        planned, changed = plan(envelopes, endpoints, levels)
         if changed:
             fields = ItemLevel.__struct_fields__
             columns = [[getattr(level, f) for level in changed.values()] for f in fields]

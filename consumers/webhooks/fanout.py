@@ -21,7 +21,9 @@ from schemas import EventEnvelope, LocationCreated, LocationUpdated
 LevelKey = tuple[int, int]  # (org_id, item_id)
 
 
-class Subscriber(msgspec.Struct, frozen=True, kw_only=True):
+class EndpointFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """What the emitter needs of an enabled endpoint: which names it wants, and since when."""
+
     endpoint_id: int
     org_id: int
     events: list[str]
@@ -48,7 +50,7 @@ def level_key(envelope: EventEnvelope) -> LevelKey | None:
 
 def plan(
     envelopes: list[EventEnvelope],
-    subscribers: dict[int, list[Subscriber]],
+    endpoints: dict[int, list[EndpointFilter]],  # the enabled endpoints, by organization
     levels: dict[LevelKey, ItemLevel],
 ) -> tuple[list[PlannedDelivery], dict[LevelKey, ItemLevel]]:
     """The deliveries of `envelopes` (in order) and the item levels they changed.
@@ -65,17 +67,17 @@ def plan(
             changed[key] = level
             if crossed:
                 names.append(STOCK_LOW)
-        wanting = [s for s in subscribers.get(envelope.org_id, ()) if s.created_at <= envelope.recorded_at]
+        existing = [e for e in endpoints.get(envelope.org_id, ()) if e.created_at <= envelope.recorded_at]
         for name in names:
-            receivers = [s for s in wanting if wants(s.events, name)]
-            if not receivers:
+            wanted_by = [e for e in existing if wants(e.events, name)]
+            if not wanted_by:
                 continue
             data = payloads.event_data(envelope, name, level)
-            for s in receivers:
-                delivery_id = payloads.delivery_id(s.endpoint_id, envelope.event_id, name)
+            for e in wanted_by:
+                delivery_id = payloads.delivery_id(e.endpoint_id, envelope.event_id, name)
                 body = payloads.body(delivery_id, name, envelope.recorded_at, envelope.org_id, envelope.position, data)
                 planned.append(PlannedDelivery(
-                    delivery_id, s.endpoint_id, envelope.org_id, name, envelope.event_id, envelope.position,
+                    delivery_id, e.endpoint_id, envelope.org_id, name, envelope.event_id, envelope.position,
                     envelope.recorded_at, body,
                 ))
     return planned, changed

@@ -8,7 +8,7 @@ is per server). A fresh database is made and dropped. This process runs the rela
 `WebhookWorker` (emitter and deliverer, tuned by `LEDGER_WEBHOOK_*`) and clients issuing
 stock commands (Add, Remove, Transfer on a few items) at `rate` commands per second, each
 command in its own task, as `ledger serve` runs them beside its API. The receivers (one
-per endpoint, each subscribed to every event name) run in a child process on 127.0.0.1,
+per endpoint, each wanting `--events`, by default every name) run in a child process on 127.0.0.1,
 as a receiver would run elsewhere. Every delivery is timed from its event's `recorded_at`
 to the moment its body is in at the receiver, split at the moment the emitter recorded it
 (relay, NATS and emitter before; deliverer and HTTP after).
@@ -92,7 +92,8 @@ async def _execute(store: EventStore, org_id: int, command) -> None:
         pass
 
 
-async def main(url: str, nats_url: str, commands: int, rate: float, endpoints: int, urls: list[str]) -> list[tuple]:
+async def main(url: str, nats_url: str, commands: int, rate: float, endpoints: int, urls: list[str],
+               events: list[str]) -> tuple[list[tuple], list[float]]:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(url)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -104,7 +105,7 @@ async def main(url: str, nats_url: str, commands: int, rate: float, endpoints: i
         store = EventStore(pool)
         org_id = await ensure_organization(pool, "bench")
         for receiver_url in urls:
-            await create_endpoint(pool, org_id, settings, url=receiver_url, events=["*"])
+            await create_endpoint(pool, org_id, settings, url=receiver_url, events=events)
         relay, worker = Relay(db_url, nats_url), WebhookWorker(db_url, nats_url, settings)
         relay.start()
         worker.start()
@@ -112,6 +113,9 @@ async def main(url: str, nats_url: str, commands: int, rate: float, endpoints: i
                      for n in range(3)]
         items = [(await store.create_item(org_id, ItemAttributes(part_number=f"B-{n}", part_name="bench", min_stock_level=20))).events[0].data.item_id
                  for n in range(8)]
+        # Warm up (connections in the pools, to PostgreSQL and to the receivers), unmeasured.
+        await load(store, org_id, items, locations, max(commands // 5, 20), rate)
+        await asyncio.sleep(1.0)
         before = await pool.fetchval("SELECT max(position) FROM events")
         cpu = _cpu()
         seconds = await load(store, org_id, items, locations, commands, rate)
@@ -160,6 +164,7 @@ if __name__ == "__main__":
     parser.add_argument("--commands", type=int, default=400)
     parser.add_argument("--rate", type=float, default=100.0, help="commands per second")
     parser.add_argument("--endpoints", type=int, default=2)
+    parser.add_argument("--events", default="*", help="the webhook event names each endpoint wants, comma-separated")
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
@@ -167,17 +172,18 @@ if __name__ == "__main__":
     receivers = context.Process(target=receive, args=(args.endpoints, theirs, stop), daemon=True)
     receivers.start()
     urls = ours.recv()
+    events = args.events.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         nats_server = start_nats(Path(tmp) / "nats")
         try:
             if args.url:
-                deliveries, attempts = asyncio.run(main(args.url, nats_server.url, args.commands, args.rate, args.endpoints, urls))
+                deliveries, attempts = asyncio.run(main(args.url, nats_server.url, args.commands, args.rate, args.endpoints, urls, events))
             else:
                 from ledger.embedded import start_postgres
 
                 pg = start_postgres(Path(tmp) / "pg")
                 try:
-                    deliveries, attempts = asyncio.run(main(pg.url, nats_server.url, args.commands, args.rate, args.endpoints, urls))
+                    deliveries, attempts = asyncio.run(main(pg.url, nats_server.url, args.commands, args.rate, args.endpoints, urls, events))
                 finally:
                     pg.stop()
         finally:
