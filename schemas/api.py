@@ -179,37 +179,8 @@ class ApiKeyCreated(ApiKeyView):
     key: str | None  # shown once: null when the response is an idempotent replay
 
 
-# --- resources (the objects of seed 004) ----------------------------------------------
-
-
-class ItemView(msgspec.Struct, kw_only=True):
-    id: int
-    part_number: str
-    part_name: str
-    description: str | None
-    category: str | None
-    serial_number: str | None
-    quantity_on_hand: int
-    min_stock_level: int
-    reorder_quantity: int
-    cost_per_unit: float | None
-    price_per_unit: float | None
-    supplier_id: int | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class LocationView(msgspec.Struct, kw_only=True):
-    id: int
-    location_name: str
-    location_type: str
-    address: str | None
-    city: str | None
-    state: str | None
-    zip: str | None
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime
+# The resources themselves (seed 004's item, location, stock entry, transaction) are the
+# read models' shapes: `projections/models.py`.
 
 
 # --- command results ------------------------------------------------------------------

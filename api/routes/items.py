@@ -15,7 +15,8 @@ from ledger import errors
 from ledger.commands import DeleteItem, UpdateItem
 from ledger.store import CommandResult
 from schemas import ItemAttributes
-from schemas.api import CommandEnvelope, ItemCreate, ItemPatch, ItemReplace, ItemView
+from projections.models import Item as ItemView
+from schemas.api import CommandEnvelope, ItemCreate, ItemPatch, ItemReplace
 
 WRITE = {"scope": "inventory:write"}
 _ATTRIBUTES = ItemAttributes.__struct_fields__

@@ -11,8 +11,9 @@ from api.responses import recorded
 from api.routes.params import LocationId
 from ledger import errors
 from ledger.commands import UpdateLocation
+from projections.models import Location as LocationView
 from schemas import LocationAttributes
-from schemas.api import CommandEnvelope, LocationCreate, LocationPatch, LocationView
+from schemas.api import CommandEnvelope, LocationCreate, LocationPatch
 
 WRITE = {"scope": "inventory:write"}
 _ATTRIBUTES = LocationAttributes.__struct_fields__
