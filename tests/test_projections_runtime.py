@@ -167,8 +167,12 @@ async def test_two_projectors_never_own_one_projection_at_once_and_stop_hands_ov
     finally:
         await first.stop()
         await second.stop()
-    assert took < 1.5
-    held = await pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+    assert took < 5  # hand-over within seconds, even on a loaded machine
+    # This database's advisory locks only: other tests' databases on a shared server may hold theirs.
+    held = await pool.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     assert held == 0  # stopped projectors hold nothing
     await assert_read_models_match_the_ledger(pool)
 

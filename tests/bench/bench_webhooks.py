@@ -1,6 +1,6 @@
 """Webhook delivery latency: from an event's commit (`recorded_at`) to its receipt.
 
-    python -m tests.bench.bench_webhooks [--url postgresql://...] [--commands 400] [--rate 100] [--endpoints 2]
+    python -m tests.bench.bench_webhooks [--url postgresql://...] [--commands 400] [--rate 100] [--endpoints 2] [--events '*']
 
 Without --url (or LEDGER_TEST_DATABASE_URL) it starts the embedded PostgreSQL in a
 temporary directory; it always starts a private nats-server of its own (the LEDGER stream
@@ -8,8 +8,8 @@ is per server). A fresh database is made and dropped. This process runs the rela
 `WebhookWorker` (emitter and deliverer, tuned by `LEDGER_WEBHOOK_*`) and clients issuing
 stock commands (Add, Remove, Transfer on a few items) at `rate` commands per second, each
 command in its own task, as `ledger serve` runs them beside its API. The receivers (one
-per endpoint, each wanting `--events`, by default every name) run in a child process on 127.0.0.1,
-as a receiver would run elsewhere. Every delivery is timed from its event's `recorded_at`
+per endpoint, each wanting `--events`, by default every name) run in a child process on
+127.0.0.1, as a receiver would run elsewhere. Every delivery is timed from its event's `recorded_at`
 to the moment its body is in at the receiver, split at the moment the emitter recorded it
 (relay, NATS and emitter before; deliverer and HTTP after).
 """
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
+import json
 import os
 import random
 import resource
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -43,18 +44,15 @@ from ledger.store import EventStore
 from schemas import ItemAttributes, LocationAttributes
 
 
-def receive(count: int, conn, stop) -> None:
-    """The child process: `count` receivers; their URLs out first, then (id, at) of every request."""
+async def serve_receivers(count: int) -> None:
+    """The child process (`--serve-receivers N`): N receivers; their URLs out on one line,
+    then, once its stdin closes, (id, time of arrival) of every request."""
     from tests.webhook_receiver import Receiver
 
-    async def run() -> None:
-        receivers = [await Receiver().__aenter__() for _ in range(count)]
-        conn.send([r.url for r in receivers])
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
-        conn.send([(r.headers["webhook-id"], r.at) for rx in receivers for r in rx.received])
-
-    asyncio.run(run())
+    receivers = [await Receiver().__aenter__() for _ in range(count)]
+    print(json.dumps([r.url for r in receivers]), flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+    print(json.dumps([(r.headers["webhook-id"], r.at) for rx in receivers for r in rx.received]), flush=True)
 
 
 def _cpu() -> float:
@@ -145,7 +143,8 @@ async def main(url: str, nats_url: str, commands: int, rate: float, endpoints: i
         await admin.close()
 
 
-def report(deliveries: list[tuple], received: list[tuple], attempts: list[float]) -> None:
+def report(deliveries: list[tuple], received: list[tuple], attempts: list[float]) -> dict:
+    """Print the figures; the runner's (tests/bench/run.py) `p50_ms` and `p99_ms` of commit -> received."""
     arrived = {delivery_id: at for delivery_id, at in received}  # the first arrival of each
     total, to_recorded, to_received = [], [], []
     for delivery_id, committed, recorded in deliveries:
@@ -156,6 +155,48 @@ def report(deliveries: list[tuple], received: list[tuple], attempts: list[float]
     print(f"commit -> delivery recorded {quantiles(to_recorded)}")
     print(f"recorded -> received        {quantiles(to_received)}")
     print(f"one attempt (HTTP POST)     {quantiles(attempts)}")
+    q = statistics.quantiles(total, n=100)
+    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "deliveries": len(total)}
+
+
+async def measure(url: str | None, commands: int, rate: float, endpoints: int, events: list[str]) -> dict:
+    """Receivers in a child process, a nats-server of its own (its relay and emitter need a
+    LEDGER stream holding only this run's events), PostgreSQL at `url` or embedded."""
+    receivers = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bench.bench_webhooks", "--serve-receivers", str(endpoints),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[2],
+    )
+    urls = json.loads(await receivers.stdout.readline())
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            nats_server = await asyncio.to_thread(start_nats, Path(tmp) / "nats")
+            try:
+                if url:
+                    deliveries, attempts = await main(url, nats_server.url, commands, rate, endpoints, urls, events)
+                else:
+                    from ledger.embedded import start_postgres
+
+                    pg = await asyncio.to_thread(start_postgres, Path(tmp) / "pg")
+                    try:
+                        deliveries, attempts = await main(pg.url, nats_server.url, commands, rate, endpoints, urls, events)
+                    finally:
+                        pg.stop()
+            finally:
+                nats_server.stop()
+    finally:
+        receivers.stdin.close()
+        received = json.loads(await receivers.stdout.read())
+        await receivers.wait()
+    return report(deliveries, received, attempts)
+
+
+async def bench(*, database_url: str, nats_url: str | None = None, quick: bool = False) -> dict:
+    """The hook tests/bench/run.py calls (row 6): a moderate load, 300 commands at 50 a
+    second to two endpoints wanting every name (about 230 deliveries a second; at 100
+    commands a second one process on two shared cores is saturated, see the README).
+    `nats_url` is not used: see `measure`."""
+    commands, rate = (60, 60.0) if quick else (300, 50.0)
+    return await measure(database_url, commands, rate, endpoints=2, events=["*"])
 
 
 if __name__ == "__main__":
@@ -165,29 +206,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=100.0, help="commands per second")
     parser.add_argument("--endpoints", type=int, default=2)
     parser.add_argument("--events", default="*", help="the webhook event names each endpoint wants, comma-separated")
+    parser.add_argument("--serve-receivers", type=int, metavar="N", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    stop = context.Event()
-    receivers = context.Process(target=receive, args=(args.endpoints, theirs, stop), daemon=True)
-    receivers.start()
-    urls = ours.recv()
-    events = args.events.split(",")
-    with tempfile.TemporaryDirectory() as tmp:
-        nats_server = start_nats(Path(tmp) / "nats")
-        try:
-            if args.url:
-                deliveries, attempts = asyncio.run(main(args.url, nats_server.url, args.commands, args.rate, args.endpoints, urls, events))
-            else:
-                from ledger.embedded import start_postgres
-
-                pg = start_postgres(Path(tmp) / "pg")
-                try:
-                    deliveries, attempts = asyncio.run(main(pg.url, nats_server.url, args.commands, args.rate, args.endpoints, urls, events))
-                finally:
-                    pg.stop()
-        finally:
-            nats_server.stop()
-            stop.set()
-    report(deliveries, ours.recv(), attempts)
-    receivers.join()
+    if args.serve_receivers:
+        asyncio.run(serve_receivers(args.serve_receivers))
+        sys.exit()
+    asyncio.run(measure(args.url, args.commands, args.rate, args.endpoints, args.events.split(",")))
