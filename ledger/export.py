@@ -12,47 +12,18 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections.abc import Callable
-from datetime import datetime
-
-import msgspec
 
 from ledger.feed import read_through, settled_horizon
+from ledger.records import envelope_json
 
 FORMATS = ("ndjson", "csv")
 CSV_COLUMNS = ("position", "event_id", "org_id", "stream", "version", "type", "recorded_at", "data", "metadata",
                "prev_hash", "hash")
 
 
-class ExportedEvent(msgspec.Struct, kw_only=True):
-    """One line of NDJSON: the shape of an event envelope (GET /events, NATS)."""
-
-    event_id: uuid.UUID
-    position: int
-    org_id: int
-    stream: str
-    version: int
-    type: str
-    data: msgspec.Raw
-    metadata: msgspec.Raw
-    recorded_at: datetime
-    prev_hash: str
-    hash: str
-
-
-_encode = msgspec.json.Encoder().encode
-
-
 def _ndjson(rows) -> bytes:
-    return b"".join(
-        _encode(ExportedEvent(
-            event_id=r["event_id"], position=r["position"], org_id=r["org_id"], stream=r["stream"],
-            version=r["version"], type=r["type"], data=msgspec.Raw(r["data"]), metadata=msgspec.Raw(r["metadata"]),
-            recorded_at=r["recorded_at"], prev_hash=r["prev_hash"], hash=r["hash"],
-        )) + b"\n"
-        for r in rows
-    )
+    return b"".join(envelope_json(r) + b"\n" for r in rows)
 
 
 def _csv(rows, *, header: bool) -> bytes:

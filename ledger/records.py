@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -31,3 +33,35 @@ def envelope(row: asyncpg.Record) -> EventEnvelope:
 
 def envelopes(rows: Iterable[asyncpg.Record]) -> list[EventEnvelope]:
     return [envelope(row) for row in rows]
+
+
+class StoredEnvelope(msgspec.Struct, kw_only=True):
+    """An event envelope with its data and metadata as stored (`msgspec.Raw`): for the
+    relay's payloads and the export, which pass events on without decoding them."""
+
+    event_id: uuid.UUID
+    position: int
+    org_id: int
+    stream: str
+    version: int
+    type: str
+    data: msgspec.Raw
+    metadata: msgspec.Raw
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def envelope_json(row: asyncpg.Record) -> bytes:
+    """The envelope of a stored event as JSON (the shape `GET /events` returns)."""
+    return _encode(
+        StoredEnvelope(
+            event_id=row["event_id"], position=row["position"], org_id=row["org_id"], stream=row["stream"],
+            version=row["version"], type=row["type"], data=msgspec.Raw(row["data"]),
+            metadata=msgspec.Raw(row["metadata"]), recorded_at=row["recorded_at"],
+            prev_hash=row["prev_hash"], hash=row["hash"],
+        )
+    )
