@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 
 from api.auth import ApiKeyAuthentication, KeyCache, require_scope
 from api.bodies import strict_body
@@ -18,6 +16,7 @@ from api.errors import handle_exception
 from api.idempotency import IdempotencyMiddleware
 from api.metrics import metrics
 from api.nats_link import NatsLink
+from api.openapi import document_errors, openapi_config
 from api.rate_limits import UNAUTHENTICATED_PATHS, add_rate_limit_headers, rate_limit_middleware
 from api.request_ids import add_request_id_header
 from api.request_log import RequestLogMiddleware
@@ -80,7 +79,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         guards=[require_scope],
         before_request=strict_body,  # bodies strictly typed (api/bodies.py)
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[api, healthz, readyz, metrics],
         lifespan=[lifespan],
         middleware=[
@@ -92,18 +91,8 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         exception_handlers={Exception: handle_exception},
         before_send=[add_request_id_header, add_rate_limit_headers],
         request_max_body_size=settings.max_body_size,
-        openapi_config=OpenAPIConfig(
-            title="Inventory ledger",
-            version="1.0.0",
-            description="Event-sourced inventory ledger: every stock movement is an immutable event.",
-            path="/schema",
-            components=Components(
-                security_schemes={
-                    "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
-                    "Bearer": SecurityScheme(type="http", scheme="bearer"),
-                }
-            ),
-            security=[{"ApiKey": []}, {"Bearer": []}],
-        ),
+        openapi_config=openapi_config(),
         debug=False,
     )
+    document_errors(app)
+    return app

@@ -68,8 +68,9 @@ def _registry():
     return registry
 
 
-@get("/metrics", operation_id="metrics", exclude_from_auth=True, tags=["operations"], include_in_schema=True)
+@get("/metrics", operation_id="metrics", exclude_from_auth=True, tags=["operations"], media_type="text/plain")
 async def metrics(request: Request) -> Response[bytes]:
     """Prometheus exposition of this service's metrics."""
     await _refresh(request.app.state.pool)
-    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+    # Litestar appends the charset itself; CONTENT_TYPE_LATEST already has one.
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8"))

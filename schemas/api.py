@@ -262,8 +262,17 @@ class ListEnvelope(msgspec.Struct, Generic[T], kw_only=True):
     request_id: str
 
 
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    field: str | None
+    source: str | None  # body, query, path or header
+    message: str | None
+
+
 class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every refusal. Domain errors may add fields of their own (e.g. `available`)."""
+
     success: bool = False
     error: str
     message: str
+    details: list[ErrorDetail] | None = None  # validation_failed: one entry per field
     request_id: str

@@ -12,6 +12,8 @@ Drivers:
   as bytes, responses parsed by hand): much less client CPU per request than httpx.
 - `asyncpg`: the two statements of each pgbench script (tests/bench/pgbench/), prepared,
   with the same parameters: the baseline without HTTP, framework or the store's Python.
+  For the `read` kind, the two read-model statements the item route runs
+  (projections/sql/get_item.sql and list_item_stock.sql).
 
 With `rate` it paces its commands (open loop per connection, never faster than the
 rate); with `lag` it also polls `projection_checkpoints` every few milliseconds and
@@ -49,6 +51,8 @@ class HttpClient:
             self.writer.close()
 
     def _request(self, kind: str, v: dict[str, int]) -> bytes:
+        if kind == "read":
+            return f"GET /api/v1/items/{v['item']} HTTP/1.1\r\n".encode() + self._headers + b"\r\n"
         match kind:
             case "add" | "remove":
                 path, body = f"/api/v1/items/{v['item']}/{kind}", {"location_id": v["loc"], "quantity": v["qty"]}
@@ -103,6 +107,11 @@ class PgClient:
 
         self.conn = await asyncpg.connect(self.dsn)
         for kind in self.kinds:
+            if kind == "read":
+                from projections.statements import in_schema
+
+                self.statements[kind] = [await self.conn.prepare(in_schema(n)) for n in ("get_item", "list_item_stock")]
+                continue
             prepared = []
             for sql in parse_script(kind).statements:
                 text, names = to_positional(sql)
@@ -114,6 +123,11 @@ class PgClient:
             await self.conn.close()
 
     async def call(self, kind: str, v: dict[str, int]) -> tuple[int, int | None]:
+        if kind == "read":
+            item, stock = self.statements[kind]
+            found = await item.fetchrow(v["org"], v["item"], False)
+            await stock.fetch(v["org"], v["item"])
+            return (200 if found else 404), None
         (load, load_names), (append, append_names) = self.statements[kind]
         await load.fetchrow(*[v[n] for n in load_names])
         positions = await append.fetchval(*[v[n] for n in append_names])

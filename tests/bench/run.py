@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.bench.run                      # full run, embedded servers
     .venv/bin/python -m tests.bench.run --quick              # seconds: a smoke run, not a measurement
     .venv/bin/python -m tests.bench.run --url postgresql://postgres@127.0.0.1:5432/postgres \\
-        --nats-url nats://127.0.0.1:4222 [--only commands,peer,lag,replay,relay,webhooks]
+        --nats-url nats://127.0.0.1:4222 [--only commands,reads,peer,lag,replay,relay,webhooks]
 
 Without --url it starts the embedded PostgreSQL (durable settings) in a temporary
 directory, without --nats-url the embedded nats-server; either way the same server
@@ -26,6 +26,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,9 +41,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from tests.bench.workload import MIX, SCRIPTS, SINGLE, Setting, check_scripts
+from tests.bench.workload import MIX, READ, SCRIPTS, SINGLE, Setting, check_scripts
 
-SECTIONS = ("commands", "peer", "lag", "replay", "relay", "webhooks")
+SECTIONS = ("commands", "reads", "peer", "lag", "replay", "relay", "webhooks")
+SERVICE_SECTIONS = {"commands", "reads", "peer", "lag"}  # they run against the API process
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -267,6 +269,7 @@ class Config:
     relay_events: int
     only: set[str]
     json_path: str | None
+    profile: str | None
     logs: str | None
 
 
@@ -326,7 +329,7 @@ class Bench:
 
         empty = await self.create_db("empty")
         await migrate_dsn(empty, SCHEMA_PACKAGES)
-        if self.cfg.only & {"commands", "peer", "lag"}:
+        if self.cfg.only & SERVICE_SECTIONS:
             tmpl = await self.create_db("tmpl", template="empty")
             started = time.perf_counter()
             await self.seed(tmpl)
@@ -423,6 +426,30 @@ class Bench:
             if n == 0 and len(pids) > 1:
                 name = f"{label} (supervisor)"
             self.memory[name] = _status_kb(pid, "VmHWM")
+
+    @contextlib.asynccontextmanager
+    async def profiled(self, label: str):
+        """py-spy on every API worker while the block runs (with --profile): collapsed stacks,
+        one file per worker, for `py-spy`'s flame graphs or a grep."""
+        if not self.cfg.profile or self.api is None:
+            yield
+            return
+        out = Path(self.cfg.profile)
+        out.mkdir(parents=True, exist_ok=True)
+        workers = [p for p in descendants(self.api.proc.pid)[1:] if "resource_tracker" not in _cmdline(p)]
+        py_spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        if py_spy is None:
+            raise RuntimeError("--profile needs py-spy: pip install -e '.[bench]'")
+        spies = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+                                   "--output", str(out / f"{label}-{pid}.txt")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in workers]
+        try:
+            yield
+        finally:
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            for spy in spies:
+                await asyncio.to_thread(spy.wait, 30)
 
     # --- load generators -----------------------------------------------------------
 
@@ -549,8 +576,9 @@ class Bench:
             apg = await self.loadgen("asyncpg", hot=hot, mix=MIX, connections=cfg.clients, procs=cfg.client_procs,
                                      seconds=cfg.seconds, dsn=self.db_url("apg"))
             await self.checkpoint()
-            http = await self.loadgen("http", hot=hot, mix=MIX, connections=cfg.clients, procs=cfg.client_procs,
-                                      seconds=cfg.seconds)
+            async with self.profiled(f"commands-{'hot' if hot else 'many'}"):
+                http = await self.loadgen("http", hot=hot, mix=MIX, connections=cfg.clients, procs=cfg.client_procs,
+                                          seconds=cfg.seconds)
             if not hot:
                 self.max_http_rate = http["rate"]
             self.report.raw[f"commands {label}"] = {"http": http, "pgbench": pgb, "asyncpg": apg}
@@ -596,16 +624,14 @@ class Bench:
             http["events_rate"], service, peer["events_rate"], "eventsourcing " + describe(peer, "events/s"),
             5.0, ">= 5"))
 
-    async def section_lag(self) -> None:
+    async def projected(self) -> None:
+        """Start the projector and the relay (once) and wait until they have every event."""
         from projections import READ_MODEL_NAMES
 
-        cfg = self.cfg
-        if self.max_http_rate is None:  # commands did not run: measure the maximum first
-            probe = await self.loadgen("http", hot=False, mix=MIX, connections=cfg.clients, procs=cfg.client_procs,
-                                       seconds=max(1, cfg.seconds // 2))
-            self.max_http_rate = probe["rate"]
-        projector = self.projector = self.ledger_process("projector", ["serve", "projector"], "svc")
-        self.relay = self.ledger_process("relay", ["serve", "relay"], "svc")
+        if self.projector is None:
+            self.projector = self.ledger_process("projector", ["serve", "projector"], "svc")
+            self.relay = self.ledger_process("relay", ["serve", "relay"], "svc")
+        projector, cfg = self.projector, self.cfg
         names = list(READ_MODEL_NAMES)
         conn = await asyncpg.connect(self.db_url("svc"))
         try:
@@ -627,9 +653,38 @@ class Bench:
             catch_up = time.perf_counter() - started
         finally:
             await conn.close()
-        self.report.notes.append(
-            f"projection lag: the projector and the relay (processes of their own) first caught up with the {head:,}"
-            f" events of the command runs, in {catch_up:.1f} s ({head / catch_up:,.0f} events/s)")
+        if catch_up > 0.5:
+            self.report.notes.append(
+                f"the projector and the relay (processes of their own) caught up with the {head:,}"
+                f" events of the command runs in {catch_up:.1f} s ({head / catch_up:,.0f} events/s)")
+
+    async def section_reads(self) -> None:
+        """The item route (two read-model queries) against the same two statements over raw asyncpg."""
+        cfg = self.cfg
+        await self.projected()
+        await self.checkpoint()
+        apg = await self.loadgen("asyncpg", hot=False, mix=READ, connections=cfg.clients, procs=cfg.client_procs,
+                                 seconds=cfg.seconds, dsn=self.db_url("svc"))
+        async with self.profiled("reads"):
+            http = await self.loadgen("http", hot=False, mix=READ, connections=cfg.clients, procs=cfg.client_procs,
+                                      seconds=cfg.seconds)
+        self.report.raw["reads"] = {"http": http, "asyncpg": apg}
+        self.report.put("reads", ratio_row(
+            "1e", "reads, GET /items/{id} (item + stock): HTTP vs raw asyncpg", http["rate"],
+            describe(http, "req/s"), apg["rate"], "asyncpg " + describe(apg, "req/s"), None))
+        if http["errors"] or apg["errors"]:
+            self.report.notes.append(f"reads: refusals HTTP {http['statuses']}, asyncpg {apg['statuses']}")
+
+    async def section_lag(self) -> None:
+        from projections import READ_MODEL_NAMES
+
+        cfg = self.cfg
+        if self.max_http_rate is None:  # commands did not run: measure the maximum first
+            probe = await self.loadgen("http", hot=False, mix=MIX, connections=cfg.clients, procs=cfg.client_procs,
+                                       seconds=max(1, cfg.seconds // 2))
+            self.max_http_rate = probe["rate"]
+        await self.projected()
+        names = list(READ_MODEL_NAMES)
         rate = self.max_http_rate / 2
         result = await self.loadgen(
             "http", hot=False, mix=MIX, connections=cfg.clients, procs=1, seconds=cfg.lag_seconds, rate=rate,
@@ -821,13 +876,14 @@ class Bench:
                                 f" {', '.join(stale)}; run `python -m tests.bench.workload`")
         try:
             await self.setup()
-            service_sections = cfg.only & {"commands", "peer", "lag"}
+            service_sections = cfg.only & SERVICE_SECTIONS
             if service_sections:
                 self.start_api()
                 self.pg_memory = PostgresMemory(self.admin_url)
                 await self.pg_memory.start([self.db("svc")])
             for section, key, workload, target in (
                 ("commands", "1", "commands", ">= 0.50"),
+                ("reads", "1e", "reads: GET /items/{id}", "-"),
                 ("peer", "2", "single-item moves: HTTP vs eventsourcing", ">= 5"),
                 ("lag", "3", "projection lag at half max rate", "p99 < 100 ms"),
                 ("replay", "4", "replay: every read model rebuilt", ">= 100k events/s"),
@@ -837,12 +893,12 @@ class Bench:
                 if section not in cfg.only:
                     report.put(section, Row(key, workload, "skipped (--only)", target=target))
                     continue
-                if section not in ("commands", "peer", "lag"):
+                if section not in SERVICE_SECTIONS:
                     await self.stop_service()  # idle servers must not take a share of the cores
                 print(f"[bench] {section} ...", file=sys.stderr, flush=True)
                 started = time.perf_counter()
                 try:
-                    if section in ("commands", "peer", "lag") and not self.api_ready:
+                    if section in SERVICE_SECTIONS and not self.api_ready:
                         await self.wait_http(self.api_port)
                         self.api_ready = True
                     if section == "replay":
@@ -949,6 +1005,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--peer-threads", type=int, default=8, help="eventsourcing threads and HTTP connections (default 8)")
     parser.add_argument("--lag-seconds", type=float, help="seconds of the half-rate run (default 15; quick 1.5)")
     parser.add_argument("--relay-events", type=int, help="events for the relay (default 100000; quick 2000)")
+    parser.add_argument("--profile", help="record py-spy profiles (collapsed stacks) of the API workers during the"
+                                          " HTTP runs into this directory (needs py-spy: pip install -e '.[bench]')")
     parser.add_argument("--json", dest="json_path", help="also write every figure (without samples) to this file")
     parser.add_argument("--logs", help="copy the service processes' logs into this directory at the end")
     a = parser.parse_args(argv)
@@ -961,7 +1019,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         clients=a.clients, client_procs=a.client_procs or (1 if q else 2),
         workers=a.workers or (1 if q else (os.cpu_count() or 1)), items=a.items or (30 if q else 2000),
         peer_threads=a.peer_threads, lag_seconds=a.lag_seconds or (1.5 if q else 15.0),
-        relay_events=a.relay_events or (2000 if q else 100_000), only=only, json_path=a.json_path, logs=a.logs,
+        relay_events=a.relay_events or (2000 if q else 100_000), only=only, json_path=a.json_path, profile=a.profile, logs=a.logs,
     )
 
 

@@ -23,7 +23,9 @@ SCRIPTS = Path(__file__).parent / "pgbench"
 MIX = {"add": 30, "remove": 20, "adjust": 10, "transfer": 25, "reserve": 15}
 # The peer workload: single-item movements only (one event each).
 SINGLE = {"add": 50, "remove": 30, "adjust": 20}
-EVENTS = {"transfer": 2}  # events per command when not 1
+# The read workload: GET /api/v1/items/{id} (an item with its stock at every location).
+READ = {"read": 100}
+EVENTS = {"transfer": 2, "read": 0}  # events per command when not 1
 
 # load_snapshot's parameters ($1..$7) per command shape, in the scripts' variables.
 _ONE_PLACE = {
