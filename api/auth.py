@@ -80,8 +80,11 @@ def grants(scopes: list[str], needed: str) -> bool:
     return any(s == needed or needed in _IMPLIES.get(s, ()) for s in scopes)
 
 
-def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """Guard: the route's `opt["scope"]` must be granted by the caller's key."""
+async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """Guard: the route's `opt["scope"]` must be granted by the caller's key.
+
+    `async` although it never awaits: litestar runs a sync guard in a worker thread, a
+    thread hop on every request (the profile showed it)."""
     needed = handler.opt.get("scope")
     if needed and not grants(connection.user.scopes, needed):
         raise InsufficientScope(f"This endpoint requires the {needed} scope")

@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 
+import msgspec
 import structlog
 
 _SECRET_NAMES = {"authorization", "x-api-key", "api_key", "key", "secret", "password", "token"}
@@ -30,10 +31,19 @@ def redact_secrets(_, __, event_dict: dict) -> dict:
     return _mask(event_dict)
 
 
+def _json(event_dict: dict, **_) -> str:
+    # msgspec: a few times faster than json.dumps on every request's line; what it cannot
+    # encode is written as str(), as the stdlib renderer's default=repr would.
+    return _to_json(event_dict).decode()
+
+
+_to_json = msgspec.json.Encoder(enc_hook=str).encode
+
+
 def configure_logging(log_format: str = "console", level: int = logging.INFO, stream=None) -> None:
     stream = stream or sys.stderr
     renderer = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json)
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )

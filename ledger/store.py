@@ -24,6 +24,7 @@ from ledger.decide import apply, decide
 from ledger.footprint import Footprint, footprint
 from ledger.hashing import GENESIS, event_hash
 from ledger.records import envelopes
+from ledger.stream_queues import StreamQueues
 from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
 from schemas import (
     EventEnvelope,
@@ -98,6 +99,8 @@ class _StreamRaced(Exception):
 class EventStore:
     def __init__(self, pool: asyncpg.Pool | asyncpg.Connection):
         self._pool = pool
+        self._queues = StreamQueues()
+        self.lost_races = 0  # first attempts another writer beat to a stream (then retried under locks)
 
     # --- commands ----------------------------------------------------------------------
 
@@ -149,6 +152,20 @@ class EventStore:
             # says now (deciding again could refuse, or find nothing left to do).
             if (recorded := await self._recorded(org_id, command_id, reads)) is not None:
                 return recorded
+        keys = _queue_keys(reads)
+        async with self._queues.turn(org_id, keys):
+            return await self._decide_and_append(org_id, command, reads, metadata, command_id, expected_version)
+
+    async def _decide_and_append(
+        self,
+        org_id: int,
+        command: AnyCommand,
+        reads: Footprint,
+        metadata: EventMetadata,
+        command_id: uuid.UUID | None,
+        expected_version: int | None,
+    ) -> CommandResult:
+        """One optimistic attempt; after a lost race, attempts under the streams' row locks."""
         for attempt in range(_ATTEMPTS):
             try:
                 if attempt == 0:
@@ -160,6 +177,7 @@ class EventStore:
                         conn, org_id, command, reads, metadata, command_id, expected_version, locked
                     )
             except _StreamRaced:
+                self.lost_races += 1
                 if expected_version is not None:
                     raise errors.VersionConflict(
                         f"{reads.target_stream} changed while the command was being decided"
@@ -314,6 +332,15 @@ class EventStore:
             raise errors.InvariantViolated(f"the database refused the write: {exc.constraint_name}") from exc
         recorded = [msgspec.structs.replace(e, position=p) for e, p in zip(rows, positions, strict=True)]
         return CommandResult(events=recorded, position=positions[-1], snapshot=after)
+
+
+def _queue_keys(reads: Footprint) -> list[str]:
+    """What a command waits its turn on in this process: the items it touches (or its
+    location), and its job."""
+    keys = [f"item-{i}" for i in reads.items] or [f"location-{loc}" for loc in reads.locations]
+    if reads.job_id is not None:
+        keys.append(f"job-{reads.job_id}")
+    return keys
 
 
 async def load_snapshot(

@@ -22,6 +22,7 @@ from ledger.commands import (
     ReserveStock,
     TransferStock,
 )
+from ledger.store import EventStore
 from tests.world import make_item, make_location
 
 WRITERS = 32
@@ -33,6 +34,10 @@ _SIGN = {"Add": 1, "Remove": -1, "Adjust": 1, "Transfer_in": 1, "Transfer_out": 
 
 
 async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, pool):
+    # Four stores stand for four API processes: within one, commands on the same item
+    # take turns in memory (ledger/stream_queues.py); across them, they race in the
+    # database, which must settle every race.
+    stores = [EventStore(pool) for _ in range(4)]
     locations = [await make_location(store, org_id, f"L{n}") for n in range(3)]
     items = [await make_item(store, org_id) for _ in range(2)]
     outcomes: Counter[str] = Counter()
@@ -69,7 +74,7 @@ async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, p
             done += 1
             command = random_command(rng)
             try:
-                await store.execute(org_id, command)
+                await stores[seed % len(stores)].execute(org_id, command)
                 outcomes["accepted"] += 1
             except errors.LedgerError as refused:
                 assert refused.status < 500, refused
@@ -78,6 +83,7 @@ async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, p
     await asyncio.gather(*(writer(seed) for seed in range(WRITERS)))
     assert outcomes["accepted"] > 0.25 * sum(outcomes.values()), outcomes
     assert outcomes["insufficient_stock"] > 0, outcomes  # the race was real
+    assert sum(s.lost_races for s in stores) > 0  # and so were lost races in the database
 
     stock = await pool.fetch("SELECT * FROM stock_state WHERE org_id = $1", org_id)
     assert all(0 <= r["reserved"] <= r["quantity"] for r in stock)

@@ -117,17 +117,11 @@ def _pss_kb(pid: int) -> int | None:
     return None
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
 
 
 def _cmdline(pid: int) -> str:
@@ -137,12 +131,31 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of the processes so far (/proc/<pid>/stat utime and stime)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> list[int]:
+    """The process and all its descendants (one pass over /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            parent = _parent(int(entry.name))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry.name))
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        todo.extend(_children(p))
+        todo.extend(children.get(p, ()))
     return out
 
 
@@ -155,6 +168,7 @@ class PostgresMemory:
         self.peak_kb: int | None = None
         self.processes = 0
         self.local = False
+        self.postmaster: int | None = None
         self.databases: list[str] = []
         self._task: asyncio.Task | None = None
 
@@ -163,6 +177,7 @@ class PostgresMemory:
         conn = await asyncpg.connect(self.admin_url)
         pid = await conn.fetchval("SELECT pg_backend_pid()")
         self.local = "postgres" in _cmdline(pid)
+        self.postmaster = _parent(pid) if self.local else None
         self._conn = conn
         if self.local:
             self._task = asyncio.create_task(self._sample())
@@ -173,12 +188,8 @@ class PostgresMemory:
                 "SELECT pid FROM pg_stat_activity WHERE backend_type <> 'client backend' OR datname = ANY ($1::text[])",
                 self.databases)
             pids = {r["pid"] for r in rows}
-            if pids:
-                try:
-                    stat = Path(f"/proc/{next(iter(pids))}/stat").read_text()
-                    pids.add(int(stat.rsplit(")", 1)[1].split()[1]))  # the postmaster
-                except OSError:
-                    pass
+            if self.postmaster:
+                pids.add(self.postmaster)
             total = sum(x for x in map(_pss_kb, pids) if x)
             if self.peak_kb is None or total > self.peak_kb:
                 self.peak_kb, self.processes = total, len(pids)
@@ -440,7 +451,7 @@ class Bench:
         py_spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         if py_spy is None:
             raise RuntimeError("--profile needs py-spy: pip install -e '.[bench]'")
-        spies = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+        spies = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking",
                                    "--output", str(out / f"{label}-{pid}.txt")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in workers]
         try:
@@ -481,6 +492,7 @@ class Bench:
         for child in children:
             child.stdin.write(b"go\n")
             await child.stdin.drain()
+        cpu = asyncio.create_task(self.cpu_during(self.cfg.warmup, seconds, [c.pid for c in children]))
         results = []
         for child in children:
             out = await asyncio.wait_for(child.stdout.readline(), seconds + self.cfg.warmup + 120)
@@ -495,6 +507,7 @@ class Bench:
             "client_cpu_s": sum(r["client_cpu_s"] for r in results),
             "statuses": {},
         }
+        merged["cpu_ms_per_s"] = await cpu
         for r in results:
             for k, v in r["statuses"].items():
                 merged["statuses"][k] = merged["statuses"].get(k, 0) + v
@@ -504,6 +517,28 @@ class Bench:
             if "invisible" in r:
                 merged["invisible"] = merged.get("invisible", 0) + r["invisible"]
         return summarize(merged)
+
+    async def cpu_during(self, warmup: float, seconds: float, clients: list[int]) -> dict[str, float]:
+        """CPU milliseconds per second of the measured window spent by the API workers,
+        PostgreSQL (when local) and the load generators: where the cores go. The window
+        stops a little early so that no process being measured has exited yet."""
+        groups = {"api": lambda: descendants(self.api.proc.pid) if self.api else [],
+                  "postgres": lambda: descendants(self.pg_memory.postmaster)
+                  if self.pg_memory and self.pg_memory.postmaster else [],
+                  "client": lambda: clients}
+        window = max(0.1, seconds - 0.5)
+        await asyncio.sleep(warmup)
+        before = {name: {pid: cpu_seconds([pid]) for pid in pids()} for name, pids in groups.items()}
+        await asyncio.sleep(window)
+        used = {}
+        for name, pids in groups.items():
+            used[name] = sum(cpu_seconds([pid]) - before[name].get(pid, 0.0) for pid in pids())
+        return {name: 1000 * s / window for name, s in used.items()}
+
+    def cpu_note(self, label: str, result: dict) -> str:
+        rate = result["rate"] or 1
+        parts = [f"{name} {ms / rate:.2f}" for name, ms in result.get("cpu_ms_per_s", {}).items() if ms > 0.5]
+        return f"{label}: CPU ms per request: {', '.join(parts)}"
 
     async def pgbench(self, *, hot: bool, dsn: str) -> dict:
         binary = pgbench_binary()
@@ -524,6 +559,8 @@ class Bench:
                 "-l", f"--log-prefix={prefix}", dsn]
         count_before = await self.count_events(dsn)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # From after pgbench's start-up to a second before its end (its backends exit with it).
+        cpu = asyncio.create_task(self.cpu_during(warm + 0.5, seconds - 1, []))
         run = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, env=child_env(),
                                       timeout=warm + seconds + 120)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -553,6 +590,7 @@ class Bench:
         tps = re.search(r"tps = ([\d.]+)", run.stdout)
         result["pgbench_tps_whole_run"] = float(tps.group(1)) if tps else None
         result["events_written"] = written
+        result["cpu_ms_per_s"] = await cpu
         if written != events:
             self.report.notes.append(f"pgbench logged {events} events but the ledger grew by {written}: check the scripts")
         return result
@@ -592,6 +630,8 @@ class Bench:
                 f" asyncpg {apg['client_cpu_s']:.1f}, pgbench {pgb['client_cpu_s']:.1f};"
                 f" events/s HTTP {http['events_rate']:,.0f}, pgbench {pgb['events_rate']:,.0f}, asyncpg {apg['events_rate']:,.0f}"
                 + (f"; HTTP refusals {http['statuses']}" if http["errors"] else ""))
+            self.report.notes.append(self.cpu_note(f"commands, {label}, HTTP", http) + "; "
+                                     + self.cpu_note("raw asyncpg", apg) + "; " + self.cpu_note("pgbench", pgb))
         self.report.put("commands", *rows)
 
     async def section_peer(self) -> None:
@@ -672,6 +712,7 @@ class Bench:
         self.report.put("reads", ratio_row(
             "1e", "reads, GET /items/{id} (item + stock): HTTP vs raw asyncpg", http["rate"],
             describe(http, "req/s"), apg["rate"], "asyncpg " + describe(apg, "req/s"), None))
+        self.report.notes.append(self.cpu_note("reads, HTTP", http) + "; " + self.cpu_note("raw asyncpg", apg))
         if http["errors"] or apg["errors"]:
             self.report.notes.append(f"reads: refusals HTTP {http['statuses']}, asyncpg {apg['statuses']}")
 
