@@ -7,7 +7,6 @@ import os
 from collections.abc import AsyncIterator
 
 from litestar import Litestar, Router
-from litestar.config.app import AppConfig
 from litestar.middleware import DefineMiddleware
 
 from api.auth import ApiKeyAuthentication, KeyCache, require_scope

@@ -7,7 +7,7 @@ and every log line of the request use the same id.
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
@@ -19,7 +19,7 @@ def request_id(scope: Scope) -> str:
     state = scope.setdefault("state", {})
     if "request_id" not in state:
         given = dict(scope.get("headers", [])).get(b"x-request-id", b"")
-        state["request_id"] = given.decode() if _SANE.match(given) else uuid.uuid4().hex[:16]
+        state["request_id"] = given.decode() if _SANE.match(given) else secrets.token_hex(8)
     return state["request_id"]
 
 

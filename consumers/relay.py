@@ -26,6 +26,7 @@ from nats.js.errors import BadRequestError
 
 from consumers import statements
 from consumers.wire import STREAM, SUBJECTS, message, nats_servers
+from ledger.background import BackgroundLoop
 from ledger.db import create_pool, init_connection
 from ledger.reader import LedgerReader
 
@@ -62,7 +63,7 @@ async def ensure_stream(js, *, replicas: int = 1, duplicate_window: float = 120.
         await js.update_stream(config)
 
 
-class Relay:
+class Relay(BackgroundLoop):
     def __init__(
         self,
         dsn: str,
@@ -83,18 +84,7 @@ class Relay:
         self.position: int | None = None  # published and acknowledged up to here
         self.published = 0  # messages acknowledged since start
         self.last_lag: float | None = None  # seconds from recording to acknowledgement
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> asyncio.Task:
-        self._task = asyncio.create_task(self.run(), name=f"relay-{self.name}")
-        return self._task
-
-    async def stop(self) -> None:
-        """Finish the batch in hand (its checkpoint is written), then give up ownership."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
+        super().__init__(f"relay-{self.name}")
 
     async def run(self) -> None:
         backoff = 0.1
@@ -159,13 +149,6 @@ class Relay:
         if await conn.fetchval(statements.SAVE_RELAY_CHECKPOINT, self.name, self.position, position) is None:
             raise LostOwnership(f"relay checkpoint {self.name} moved under its owner")
         self.position = position
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless stopping; True if stopping."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        return self._stopping.is_set()
 
 
 async def relay_status(db) -> list[dict]:

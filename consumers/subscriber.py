@@ -23,7 +23,6 @@ state (in the same transaction) and passes that check in as `seen`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -35,6 +34,7 @@ import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from consumers.wire import STREAM
+from ledger.background import BackgroundLoop
 from schemas import EventEnvelope
 
 log = structlog.get_logger("subscriber")
@@ -61,7 +61,7 @@ class RecentIds:
             self._ids.popitem(last=False)
 
 
-class LedgerSubscriber:
+class LedgerSubscriber(BackgroundLoop):
     def __init__(
         self,
         js,
@@ -79,17 +79,7 @@ class LedgerSubscriber:
         self.seen = seen if seen is not None else RecentIds()
         self.config = ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=deliver_policy)
         self.handled = self.duplicates = self.terminated = 0
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> asyncio.Task:
-        self._task = asyncio.create_task(self.run(), name=f"subscriber-{self.durable}")
-        return self._task
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
+        super().__init__(f"subscriber-{self.durable}")
 
     async def run(self) -> None:
         sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=STREAM, config=self.config)

@@ -14,15 +14,12 @@ from datetime import datetime
 
 import msgspec
 
+from ledger import statements
 from ledger.decide import evolve
 from ledger.feed import settled_horizon, stream_exists
 from ledger.state import ItemState
-from ledger.statements import load_sql
 from schemas import LedgerEvent, StockEvent
 
-_SQL = load_sql("ledger")
-READ_STREAM_UNTIL = _SQL["read_stream_until"]
-READ_LOCATION_NAMES = _SQL["read_location_names"]
 _PAGE = 5000
 _decode_event = msgspec.json.Decoder(LedgerEvent).decode
 
@@ -46,7 +43,7 @@ async def item_state_at(
         bound = min(bound, at_position)
     state, moved, version = ItemState(item_id=item_id), {}, 0
     while True:
-        rows = await conn.fetch(READ_STREAM_UNTIL, org_id, stream, bound, version, _PAGE)
+        rows = await conn.fetch(statements.READ_STREAM_UNTIL, org_id, stream, bound, version, _PAGE)
         for row in rows:
             if as_of is not None and row["recorded_at"] > as_of:
                 return state, moved
@@ -77,5 +74,5 @@ async def stock_at(
 
 async def location_names(conn, org_id: int, location_ids: list[int]) -> dict[int, tuple[str, str]]:
     """The current (name, type) of the organization's locations among `location_ids`."""
-    rows = await conn.fetch(READ_LOCATION_NAMES, org_id, location_ids)
+    rows = await conn.fetch(statements.READ_LOCATION_NAMES, org_id, location_ids)
     return {r["location_id"]: (r["location_name"], r["location_type"]) for r in rows}

@@ -20,18 +20,15 @@ from msgspec.structs import replace
 
 from ledger import statements
 from ledger.decide import evolve
-from ledger.feed import READ_STREAM_HEAD
 from ledger.footprint import Footprint
 from ledger.hashing import GENESIS, event_hash
 from ledger.state import ItemState, LocationState, StockLevel
-from ledger.statements import load_sql
 from ledger.store import load_snapshot
 from schemas import LedgerEvent
 
 _decode_event = msgspec.json.Decoder(LedgerEvent).decode
 _decode_any = msgspec.json.decode
 _PAGE = 5000
-READ_HEADLESS_STREAMS = load_sql("ledger")["read_headless_streams"]
 
 
 class StreamReport(msgspec.Struct, kw_only=True):
@@ -145,7 +142,7 @@ def _level(level: StockLevel) -> str:
 async def audit_stream(conn, org_id: int, stream: str) -> StreamReport:
     """Audit one stream on `conn` (inside a snapshot the caller holds, for a consistent answer)."""
     rows = await read_whole_stream(conn, org_id, stream)
-    head = await conn.fetchrow(READ_STREAM_HEAD, org_id, stream)
+    head = await conn.fetchrow(statements.READ_STREAM_HEAD, org_id, stream)
     problems = chain_problems(rows) + head_problems(stream, rows, head)
     problems += state_problems(stream, fold(stream, rows), await write_model_state(conn, org_id, stream))
     return StreamReport(org_id=org_id, stream=stream, events=len(rows), problems=problems)
@@ -166,5 +163,5 @@ async def audit_all(db: asyncpg.Pool | asyncpg.Connection, org_id: int | None = 
     conn = db
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         heads = await conn.fetch(statements.READ_STREAMS, org_id)
-        headless = await conn.fetch(READ_HEADLESS_STREAMS, org_id)
+        headless = await conn.fetch(statements.READ_HEADLESS_STREAMS, org_id)
         return [await audit_stream(conn, s["org_id"], s["stream"]) for s in [*heads, *headless]]

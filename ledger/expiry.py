@@ -23,17 +23,13 @@ import uuid
 import asyncpg
 import structlog
 
-from ledger import errors
+from ledger import errors, statements
+from ledger.background import BackgroundLoop
 from ledger.commands import Line, ReleaseStock
-from ledger.statements import load_sql
 from ledger.store import EventStore
 from schemas import EventMetadata
 
 log = structlog.get_logger("expiry")
-_SQL = load_sql("ledger")
-READ_EXPIRED_HOLDS = _SQL["read_expired_holds"]
-LOCK_ITEM_STREAM = _SQL["lock_item_stream"]
-READ_HOLD = _SQL["read_hold"]
 _NAMESPACE = uuid.UUID("6f1d3c52-5a0e-4d55-9d1e-2d2c6b9e0e11")  # command ids of expiries
 METADATA = EventMetadata(user_name="system")
 # Errors that mean the database went away, not that a hold is bad: the loop waits and retries.
@@ -45,8 +41,8 @@ async def release_if_expired(conn: asyncpg.Connection, org_id: int, item_id: int
     """Release what the job still holds at the place if its expiry has passed; whether it did."""
     # The stream lock makes "read the hold, then release it" one step for every writer.
     async with conn.transaction():
-        version = await conn.fetchval(LOCK_ITEM_STREAM, org_id, f"item-{item_id}")
-        hold = await conn.fetchrow(READ_HOLD, item_id, location_id, job_id)
+        version = await conn.fetchval(statements.LOCK_ITEM_STREAM, org_id, f"item-{item_id}")
+        hold = await conn.fetchrow(statements.READ_HOLD, item_id, location_id, job_id)
         if version is None or hold is None or not hold["expired"]:
             return False  # released, consumed or renewed since it was found
         command_id = uuid.uuid5(
@@ -60,23 +56,13 @@ async def release_if_expired(conn: asyncpg.Connection, org_id: int, item_id: int
     return not result.replayed
 
 
-class ExpiryScheduler:
+class ExpiryScheduler(BackgroundLoop):
     def __init__(self, pool: asyncpg.Pool, *, interval: float = 1.0, batch: int = 200):
         self.interval = interval  # how late past its expiry a hold may be released, at most
         self.batch = batch
         self.released = 0  # by this scheduler
         self._pool = pool
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> asyncio.Task:
-        self._task = asyncio.create_task(self.run(), name="reservation expiry")
-        return self._task
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
+        super().__init__("reservation expiry")
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -94,7 +80,7 @@ class ExpiryScheduler:
 
     async def run_once(self) -> int:
         """Release the expired holds found now (up to `batch`); the number released."""
-        holds = await self._pool.fetch(READ_EXPIRED_HOLDS, self.batch)
+        holds = await self._pool.fetch(statements.READ_EXPIRED_HOLDS, self.batch)
         released = 0
         for h in holds:
             if self._stopping.is_set():

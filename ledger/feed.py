@@ -18,12 +18,6 @@ import asyncpg
 
 from ledger import errors, statements
 from ledger.reader import Horizon
-from ledger.statements import load_sql
-
-_SQL = load_sql("ledger")
-READ_FEED = _SQL["read_feed"]
-READ_STREAM_FEED = _SQL["read_stream_feed"]
-READ_STREAM_HEAD = _SQL["read_stream_head"]
 
 _POLL = 0.002  # appends last about a millisecond: the second poll rarely waits longer
 
@@ -51,7 +45,7 @@ async def settled_horizon(conn: asyncpg.Connection | asyncpg.Pool, *, timeout: f
 
 
 async def stream_exists(conn, org_id: int, stream: str) -> bool:
-    return await conn.fetchrow(READ_STREAM_HEAD, org_id, stream) is not None
+    return await conn.fetchrow(statements.READ_STREAM_HEAD, org_id, stream) is not None
 
 
 async def read_page(
@@ -67,8 +61,8 @@ async def read_page(
     """Up to `limit` of the organization's events after `after`, up to `horizon`, in order."""
     types = list(types) if types else None
     if stream is None:
-        return await conn.fetch(READ_FEED, org_id, after, horizon, limit, types)
-    return await conn.fetch(READ_STREAM_FEED, org_id, after, horizon, limit, types, stream)
+        return await conn.fetch(statements.READ_FEED, org_id, after, horizon, limit, types)
+    return await conn.fetch(statements.READ_STREAM_FEED, org_id, after, horizon, limit, types, stream)
 
 
 async def read_through(

@@ -24,8 +24,8 @@ from ledger.decide import apply, decide
 from ledger.footprint import Footprint, footprint
 from ledger.hashing import GENESIS, event_hash
 from ledger.records import envelopes
-from ledger.stream_queues import StreamQueues
 from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
+from ledger.stream_queues import StreamQueues
 from schemas import (
     EventEnvelope,
     EventMetadata,

@@ -18,8 +18,6 @@ seconds while events flow and backing off to `idle_poll` when the ledger is quie
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from ledger.background import BackgroundLoop
 from ledger.db import init_connection
 from ledger.reader import LedgerReader
 from projections import dead_letters, ownership
@@ -55,7 +54,7 @@ _SESSION_SETTINGS = {
 }
 
 
-class Projector:
+class Projector(BackgroundLoop):
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -86,20 +85,9 @@ class Projector:
         self._pool, self._dsn = pool, dsn
         self._conn: asyncpg.Connection | None = None
         self._reader: LedgerReader | None = None
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        super().__init__("projector")
 
     # --- running ------------------------------------------------------------------------
-
-    def start(self) -> asyncio.Task:
-        self._task = asyncio.create_task(self.run(), name="projector")
-        return self._task
-
-    async def stop(self) -> None:
-        """Finish the batch in hand, give up ownership, and return once stopped."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
 
     async def run(self) -> None:
         try:
@@ -142,11 +130,6 @@ class Projector:
         # 0.1 s) after the last one, then back off gradually to idle_poll.
         quiet = idle_polls - _FAST_POLLS_AFTER_EVENTS
         return self.fast_poll if quiet <= 0 else min(self.idle_poll, self.fast_poll * 1.5**quiet)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
 
     async def _disconnect(self) -> None:
         conn, self._conn, self._reader = self._conn, None, None

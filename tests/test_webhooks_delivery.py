@@ -255,14 +255,17 @@ async def test_stock_low_fires_once_per_crossing(store, org_id, pool, database_u
 
 
 async def test_during_a_secret_rotation_both_secrets_sign(store, org_id, pool, database_url, private_nats):
-    grace = msgspec.structs.replace(FAST, secret_grace=1.0)
+    # Long enough that the first delivery is inside it even on a loaded machine (at 1 s
+    # it once was not); the second waits for its end.
+    grace = msgspec.structs.replace(FAST, secret_grace=4.0)
     async with Receiver() as receiver:
         old = await create_endpoint(pool, org_id, grace, url=receiver.url, events=["location.created"])
         new = await update_endpoint(pool, org_id, old.endpoint_id, grace, rotate_secret=True)
+        grace_ends = time.monotonic() + grace.secret_grace
         async with running(database_url, private_nats.url):
             await make_location(store, org_id, "During")
             [during] = await receiver.wait_for(lambda r: len(r) >= 1)
-            await asyncio.sleep(1.1)  # the grace period ends
+            await asyncio.sleep(max(0.0, grace_ends - time.monotonic()) + 0.1)  # the grace period ends
             await make_location(store, org_id, "After")
             after = (await receiver.wait_for(lambda r: len(r) >= 2))[1]
     assert len(during.headers["webhook-signature"].split(" ")) == 2

@@ -26,6 +26,7 @@ import structlog
 from consumers.webhooks import metrics, statements
 from consumers.webhooks.sender import Sender
 from consumers.webhooks.settings import WebhookSettings
+from ledger.background import BackgroundLoop
 from ledger.db import create_pool
 
 log = structlog.get_logger("webhooks.deliverer")
@@ -33,19 +34,14 @@ _LEASE_MARGIN = 30.0  # seconds beyond the attempt's timeout before a claimed de
 _PRUNE_EVERY = 600.0  # seconds between sweeps of settled deliveries past their retention
 
 
-class Deliverer:
+class Deliverer(BackgroundLoop):
     def __init__(self, dsn: str, settings: WebhookSettings, *, name: str = "deliverer"):
         self.dsn, self.settings, self.name = dsn, settings, name
         self.sending: Counter[int] = Counter()  # attempts in flight, by endpoint
         self.attempted = self.delivered = 0  # since start
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> asyncio.Task:
-        self._task = asyncio.create_task(self.run(), name=f"webhook-{self.name}")
-        return self._task
+        super().__init__(f"webhook-{self.name}")
 
     def wake(self) -> None:
         self._wake.set()
@@ -53,10 +49,8 @@ class Deliverer:
     async def stop(self) -> None:
         """Stop claiming; let attempts in flight finish and be recorded (each is bounded
         by the timeout); one cut short is attempted again once its lease runs out."""
-        self._stopping.set()
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        await super().stop()
 
     async def run(self) -> None:
         backoff = 0.1
@@ -66,9 +60,7 @@ class Deliverer:
                 backoff = 0.1
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("webhook deliverer interrupted; retrying", error=repr(exc), retry_in=backoff)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(backoff):
-                        await self._stopping.wait()
+                await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def _run_connected(self) -> None:

@@ -16,7 +16,6 @@ after a gap (one lost in a reconnect, say) starts the session over the same way.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
@@ -31,6 +30,7 @@ from consumers.webhooks import consumer, metrics, statements
 from consumers.webhooks.fanout import EndpointFilter, level_key, plan
 from consumers.webhooks.levels import ItemLevel
 from consumers.webhooks.settings import WebhookSettings
+from ledger.background import BackgroundLoop
 from ledger.db import connect
 from schemas import EventEnvelope
 
@@ -42,7 +42,7 @@ class OutOfOrder(Exception):
     """A message came after a gap in the stream: start again from the checkpoint."""
 
 
-class Emitter:
+class Emitter(BackgroundLoop):
     def __init__(
         self,
         dsn: str,
@@ -61,18 +61,7 @@ class Emitter:
         self.sequence = 0  # the stream sequence handled and committed up to
         self.position = 0  # the ledger position of that message
         self.recorded = 0  # deliveries recorded since start
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> asyncio.Task:
-        self._task = asyncio.create_task(self.run(), name=f"webhook-emitter-{self.name}")
-        return self._task
-
-    async def stop(self) -> None:
-        """Finish the batch in hand (committed and acked), then give up ownership."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
+        super().__init__(f"webhook-emitter-{self.name}")
 
     async def run(self) -> None:
         backoff = 0.1
@@ -189,13 +178,6 @@ class Emitter:
             statements.INSERT_WEBHOOK_DELIVERIES, *columns, len(self.settings.retry_schedule),
             self.settings.retry_schedule[0],
         )
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless stopping; True if stopping."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        return self._stopping.is_set()
 
 
 def _identity(msg, position: int) -> tuple[uuid.UUID | None, int]:
