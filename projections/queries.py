@@ -38,6 +38,15 @@ async def get_item(db: Db, org_id: int, item_id: int, *, include_deleted: bool =
     return _struct(row, Item) if row else None
 
 
+_decode_stock = msgspec.json.Decoder(list[StockEntry]).decode
+
+
+async def item_with_stock(db: Db, org_id: int, item_id: int) -> tuple[Item, list[StockEntry]] | None:
+    """An item and its stock entries in one round trip; None as `get_item` says."""
+    row = await db.fetchrow(statements.GET_ITEM_WITH_STOCK, org_id, item_id)
+    return (_struct(row, Item), _decode_stock(row["stock"])) if row else None
+
+
 async def item_stock(db: Db, org_id: int, item_id: int) -> list[StockEntry]:
     return [_struct(row, StockEntry) for row in await db.fetch(statements.LIST_ITEM_STOCK, org_id, item_id)]
 

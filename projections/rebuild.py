@@ -41,7 +41,14 @@ REBUILDS = {
 }
 STAGE_COST = 1.3
 APPEND_ONLY = {"transactions"}  # no row is looked up while rebuilding: every index can wait
-_SESSION = {"work_mem": "128MB"}  # a chunk's groups are sorted and hashed in memory
+_SESSION = {
+    "work_mem": "128MB",  # a chunk's groups are sorted and hashed in memory
+    "maintenance_work_mem": "256MB",  # the deferred index builds sort in memory
+    # The rebuilt tables are scratch until the swap: a crash before it loses nothing that
+    # matters (the replay starts over), so no commit here waits for its WAL flush. The
+    # swap itself commits with synchronous_commit on (projections/replay.py).
+    "synchronous_commit": "off",
+}
 
 
 class UnknownEvent(Exception):

@@ -147,6 +147,7 @@ async def _swap(conn, models: Sequence[ReadModel], position: int) -> None:
             try:
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL lock_timeout = '{_SWAP_LOCK_TIMEOUT}'")
+                    await conn.execute("SET LOCAL synchronous_commit = on")  # whatever the session says
                     # Readers of these tables wait here until the swap commits: milliseconds.
                     await conn.execute(f"LOCK TABLE {', '.join(f'{READ_MODEL_SCHEMA}.{t}' for t in model.tables)} "
                                        "IN ACCESS EXCLUSIVE MODE")

@@ -107,14 +107,17 @@ class InventoryController(Controller):
                 pool, org_id, category=category, search=search, low_stock=low_stock, page=page, per_page=per_page
             )
             return Response(_envelope(request, rows, pagination=_pagination(page, per_page, total)))
-        if sub in (None, "stock", "transactions") and id is not None:
-            item = await queries.get_item(pool, org_id, id)
-            if item is None:
+        if sub in (None, "stock") and id is not None:
+            found = await queries.item_with_stock(pool, org_id, id)
+            if found is None:
                 raise errors.NotFound(f"item {id} does not exist")
+            item, stock = found
             if sub is None:
-                return Response(_envelope(request, ItemDetail(item=item, stock=await queries.item_stock(pool, org_id, id))))
-            if sub == "stock":
-                return Response(_envelope(request, await queries.item_stock(pool, org_id, id), item_id=id))
+                return Response(_envelope(request, ItemDetail(item=item, stock=stock)))
+            return Response(_envelope(request, stock, item_id=id))
+        if sub == "transactions" and id is not None:
+            if await queries.get_item(pool, org_id, id) is None:
+                raise errors.NotFound(f"item {id} does not exist")
             if type is not None and type not in STOCK_TRANSACTION_TYPES:
                 raise errors.ValidationFailed(f"type must be one of {', '.join(STOCK_TRANSACTION_TYPES)}")
             rows, total = await queries.item_transactions(pool, org_id, id, type=type, page=page, per_page=per_page)

@@ -60,11 +60,10 @@ class ItemReadController(Controller):
     async def get_item(self, request: Request, item_id: ItemId, min_position: MinPosition = None) -> Response[Envelope[ItemDetail]]:
         """An item with its stock at every location."""
         await caught_up(request, min_position)
-        pool, org_id = request.app.state.pool, request.user.org_id
-        item = await queries.get_item(pool, org_id, item_id)
-        if item is None:
+        found = await queries.item_with_stock(request.app.state.pool, request.user.org_id, item_id)
+        if found is None:
             raise _item_not_found(item_id)
-        return ok(request, ItemDetail(item=item, stock=await queries.item_stock(pool, org_id, item_id)))
+        return ok(request, ItemDetail(item=found[0], stock=found[1]))
 
     @get("/{item_id:int}/stock", opt=READ, operation_id="getItemStock")
     async def get_stock(
@@ -75,10 +74,10 @@ class ItemReadController(Controller):
         if as_of is not None or at_position is not None:
             return ok(request, await past_stock(request, item_id, as_of, at_position))
         await caught_up(request, min_position)
-        pool, org_id = request.app.state.pool, request.user.org_id
-        if await queries.get_item(pool, org_id, item_id) is None:
+        found = await queries.item_with_stock(request.app.state.pool, request.user.org_id, item_id)
+        if found is None:
             raise _item_not_found(item_id)
-        return ok(request, await queries.item_stock(pool, org_id, item_id))
+        return ok(request, found[1])
 
     @get("/{item_id:int}/transactions", opt=READ, operation_id="listItemTransactions")
     async def transactions(

@@ -12,8 +12,8 @@ Drivers:
   as bytes, responses parsed by hand): much less client CPU per request than httpx.
 - `asyncpg`: the two statements of each pgbench script (tests/bench/pgbench/), prepared,
   with the same parameters: the baseline without HTTP, framework or the store's Python.
-  For the `read` kind, the two read-model statements the item route runs
-  (projections/sql/get_item.sql and list_item_stock.sql).
+  For the `read` kind, the read-model statement the item route runs
+  (projections/sql/get_item_with_stock.sql).
 
 With `rate` it paces its commands (open loop per connection, never faster than the
 rate); with `lag` it also polls `projection_checkpoints` every few milliseconds and
@@ -110,7 +110,7 @@ class PgClient:
             if kind == "read":
                 from projections.statements import in_schema
 
-                self.statements[kind] = [await self.conn.prepare(in_schema(n)) for n in ("get_item", "list_item_stock")]
+                self.statements[kind] = [await self.conn.prepare(in_schema("get_item_with_stock"))]
                 continue
             prepared = []
             for sql in parse_script(kind).statements:
@@ -124,9 +124,8 @@ class PgClient:
 
     async def call(self, kind: str, v: dict[str, int]) -> tuple[int, int | None]:
         if kind == "read":
-            item, stock = self.statements[kind]
-            found = await item.fetchrow(v["org"], v["item"], False)
-            await stock.fetch(v["org"], v["item"])
+            [item] = self.statements[kind]
+            found = await item.fetchrow(v["org"], v["item"])
             return (200 if found else 404), None
         (load, load_names), (append, append_names) = self.statements[kind]
         await load.fetchrow(*[v[n] for n in load_names])

@@ -708,7 +708,7 @@ class Bench:
                 f" events of the command runs in {catch_up:.1f} s ({head / catch_up:,.0f} events/s)")
 
     async def section_reads(self) -> None:
-        """The item route (two read-model queries) against the same two statements over raw asyncpg."""
+        """The item route (one read-model statement) against the same statement over raw asyncpg."""
         cfg = self.cfg
         await self.projected()
         await self.checkpoint()
