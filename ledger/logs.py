@@ -31,13 +31,13 @@ def redact_secrets(_, __, event_dict: dict) -> dict:
     return _mask(event_dict)
 
 
-def _json(event_dict: dict, **_) -> str:
-    # msgspec: a few times faster than json.dumps on every request's line; what it cannot
-    # encode is written as str(), as the stdlib renderer's default=repr would.
-    return _to_json(event_dict).decode()
-
-
+# msgspec: a few times faster than json.dumps on every request's line; what it cannot
+# encode is written as str().
 _to_json = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def _json(event_dict: dict, **_) -> str:
+    return _to_json(event_dict).decode()
 
 
 def configure_logging(log_format: str = "console", level: int = logging.INFO, stream=None) -> None:
