@@ -152,41 +152,31 @@ class EventStore:
             # says now (deciding again could refuse, or find nothing left to do).
             if (recorded := await self._recorded(org_id, command_id, reads)) is not None:
                 return recorded
-        keys = _queue_keys(reads)
-        async with self._queues.turn(org_id, keys):
-            return await self._decide_and_append(org_id, command, reads, metadata, command_id, expected_version)
-
-    async def _decide_and_append(
-        self,
-        org_id: int,
-        command: AnyCommand,
-        reads: Footprint,
-        metadata: EventMetadata,
-        command_id: uuid.UUID | None,
-        expected_version: int | None,
-    ) -> CommandResult:
-        """One optimistic attempt; after a lost race, attempts under the streams' row locks."""
-        for attempt in range(_ATTEMPTS):
-            try:
-                if attempt == 0:
-                    async with self._connection() as conn:
-                        return await self._attempt(conn, org_id, command, reads, metadata, command_id, expected_version)
-                async with self._connection() as conn, conn.transaction():
-                    locked = await self._lock(conn, org_id, reads)
-                    return await self._attempt(
-                        conn, org_id, command, reads, metadata, command_id, expected_version, locked
-                    )
-            except _StreamRaced:
-                self.lost_races += 1
-                if expected_version is not None:
-                    raise errors.VersionConflict(
-                        f"{reads.target_stream} changed while the command was being decided"
-                    ) from None
-            except errors.DuplicateEvent:  # recorded by a concurrent retry of the same command
-                if (recorded := await self._recorded(org_id, command_id, reads)) is not None:
-                    return recorded
-                raise
-        raise errors.Conflict("the command kept racing other writers; try again")
+        # One optimistic attempt; after a lost race, attempts under the streams' row locks.
+        async with self._queues.turn(org_id, _queue_keys(reads)):
+            for attempt in range(_ATTEMPTS):
+                try:
+                    if attempt == 0:
+                        async with self._connection() as conn:
+                            return await self._attempt(
+                                conn, org_id, command, reads, metadata, command_id, expected_version
+                            )
+                    async with self._connection() as conn, conn.transaction():
+                        locked = await self._lock(conn, org_id, reads)
+                        return await self._attempt(
+                            conn, org_id, command, reads, metadata, command_id, expected_version, locked
+                        )
+                except _StreamRaced:
+                    self.lost_races += 1
+                    if expected_version is not None:
+                        raise errors.VersionConflict(
+                            f"{reads.target_stream} changed while the command was being decided"
+                        ) from None
+                except errors.DuplicateEvent:  # recorded by a concurrent retry of the same command
+                    if (recorded := await self._recorded(org_id, command_id, reads)) is not None:
+                        return recorded
+                    raise
+            raise errors.Conflict("the command kept racing other writers; try again")
 
     @contextlib.asynccontextmanager
     async def _connection(self):
