@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ("1a", "1b", "1c", "1d", "2", "3", "4", "5", "6", "7")
+ROWS = ("1a", "1b", "1c", "1d", "1e", "2", "3", "4", "5", "6", "7")
 
 
 def test_quick_benchmark_prints_every_row(postgres_url):
