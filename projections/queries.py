@@ -47,10 +47,6 @@ async def item_with_stock(db: Db, org_id: int, item_id: int) -> tuple[Item, list
     return (_struct(row, Item), _decode_stock(row["stock"])) if row else None
 
 
-async def item_stock(db: Db, org_id: int, item_id: int) -> list[StockEntry]:
-    return [_struct(row, StockEntry) for row in await db.fetch(statements.LIST_ITEM_STOCK, org_id, item_id)]
-
-
 async def item_transactions(
     db: Db, org_id: int, item_id: int, *, type: str | None = None, page: int = 1, per_page: int = 50,
 ) -> tuple[list[Transaction], int]:

@@ -47,7 +47,6 @@ RELEASE_PROJECTION_LOCK = _SQL["release_projection_lock"]
 # Queries the API calls, on the live tables.
 LIST_ITEMS = in_schema("list_items")
 GET_ITEM = in_schema("get_item")
-LIST_ITEM_STOCK = in_schema("list_item_stock")
 GET_ITEM_WITH_STOCK = in_schema("get_item_with_stock")
 LIST_ITEM_TRANSACTIONS = in_schema("list_item_transactions")
 LIST_LOCATIONS = in_schema("list_locations")

@@ -124,19 +124,11 @@ async def test_an_item_reads_as_seed_004_item_object(pool, database_url, org_id,
     assert body["updated_at"].endswith("Z")
 
 
-async def test_the_item_with_its_stock_in_one_statement_equals_the_two_reads(pool, database_url, org_id, history):
-    async with caught_up(pool, database_url):
-        for item_id in (history["filters"], history["capacitor"]):
-            item, stock = await queries.item_with_stock(pool, org_id, item_id)
-            assert item == await queries.get_item(pool, org_id, item_id)
-            assert stock == await queries.item_stock(pool, org_id, item_id) and stock
-            assert all(s.last_updated.utcoffset().total_seconds() == 0 for s in stock)
-    assert await queries.item_with_stock(pool, history["other_org"], history["filters"]) is None
-
-
 async def test_stock_entries_show_current_location_names_and_reservations(pool, database_url, org_id, history):
     async with caught_up(pool, database_url):
-        stock = await queries.item_stock(pool, org_id, history["filters"])
+        item, stock = await queries.item_with_stock(pool, org_id, history["filters"])  # one statement
+        assert item == await queries.get_item(pool, org_id, history["filters"])
+    assert all(s.last_updated.utcoffset().total_seconds() == 0 for s in stock)
     assert [list(as_json(s)) for s in stock] == [SEED_STOCK_FIELDS] * 2
     main, van = stock
     assert (main.location_id, main.location_name, main.location_type) == (history["main"], "Main Warehouse", "warehouse")
@@ -255,7 +247,7 @@ async def test_another_organizations_ids_read_as_absent(pool, database_url, org_
     async with caught_up(pool, database_url):
         assert await queries.get_item(pool, other, history["filters"]) is None
         assert await queries.get_item(pool, org_id, history["other_item"]) is None
-        assert await queries.item_stock(pool, other, history["filters"]) == []
+        assert await queries.item_with_stock(pool, other, history["filters"]) is None
         assert await queries.item_transactions(pool, other, history["filters"]) == ([], 0)
         assert await queries.get_location(pool, other, history["main"]) is None
         assert await queries.get_location(pool, org_id, history["other_location"]) is None
