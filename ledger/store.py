@@ -337,16 +337,18 @@ async def load_snapshot(
     conn: asyncpg.Connection | asyncpg.Pool, org_id: int, reads: Footprint
 ) -> tuple[Snapshot, dict[str, tuple[int, str]]]:
     """The slice of the write model `reads` names, and the (version, last hash) of its streams."""
-    row = await conn.fetchrow(
-        statements.LOAD_SNAPSHOT,
-        org_id,
-        list(reads.items),
-        list(reads.locations),
-        [item for item, _ in reads.places],
-        [location for _, location in reads.places],
-        reads.job_id,
-        list(reads.whole_items),
+    arrays = (
+        reads.items, reads.locations, [item for item, _ in reads.places],
+        [location for _, location in reads.places], reads.whole_items,
     )
+    lengths = tuple(len(a) for a in arrays)
+    if sum(lengths) <= statements.MAX_SPELLED_OUT:
+        row = await conn.fetchrow(
+            statements.load_snapshot_spelled_out(lengths),
+            org_id, *arrays[0], *arrays[1], *arrays[2], *arrays[3], reads.job_id, *arrays[4],
+        )
+    else:
+        row = await conn.fetchrow(statements.LOAD_SNAPSHOT, org_id, *map(list, arrays[:4]), reads.job_id, list(arrays[4]))
     heads: dict[str, tuple[int, str]] = {}
     stock: dict[int, dict[int, StockLevel]] = {}
     for s in _decode_stock(row["stock"]):

@@ -169,3 +169,30 @@ async def test_an_items_total_beyond_64_bits_is_refused_even_when_each_location_
     with pytest.raises(errors.InvalidQuantity):
         await store.execute(org_id, AddStock(item_id=item, location_id=second, quantity=1))
     assert (await audit_stream(pool, org_id, f"item-{item}")).ok
+
+
+async def test_the_snapshot_is_the_same_with_elements_spelled_out_or_arrays_bound(store, org_id, pool, monkeypatch):
+    from ledger import statements
+    from ledger.commands import Line, ReserveStock
+    from ledger.footprint import Footprint
+    from ledger.store import load_snapshot
+
+    a, b = await make_location(store, org_id, "A"), await make_location(store, org_id, "B")
+    items = [await make_item(store, org_id) for _ in range(3)]
+    for item in items:
+        await stocked(store, org_id, item, a, 10)
+        await stocked(store, org_id, item, b, 5)
+    await store.execute(org_id, ReserveStock(job_id=7, lines=[Line(item_id=i, location_id=a, quantity=2) for i in items]))
+    shapes = [
+        Footprint(items=(items[0],), locations=(a,), places=((items[0], a),)),
+        Footprint(items=(items[0],), locations=(a, b), places=((items[0], a), (items[0], b))),
+        Footprint(items=(items[1],), places=((items[1], b),), job_id=7),
+        Footprint(items=tuple(items), whole_items=tuple(items)),
+        Footprint(locations=(b,)),
+    ]
+    spelled = [await load_snapshot(pool, org_id, f) for f in shapes]
+    monkeypatch.setattr(statements, "MAX_SPELLED_OUT", -1)  # every command binds whole arrays
+    bound = [await load_snapshot(pool, org_id, f) for f in shapes]
+    assert spelled == bound
+    assert spelled[2][0].items[items[1]].stock[b].quantity == 5  # and the slices hold what they should
+    assert {i for i, s in spelled[2][0].items.items() if any(lv.holds for lv in s.stock.values())} == set(items)
