@@ -87,16 +87,9 @@ class Relay(BackgroundLoop):
         super().__init__(f"relay-{self.name}")
 
     async def run(self) -> None:
-        backoff = 0.1
-        while not self._stopping.is_set():
-            try:
-                await self._run_connected()
-                backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error,
-                    TimeoutError, PublishFailed, LostOwnership) as exc:
-                log.warning("relay interrupted; retrying", error=repr(exc), retry_in=backoff, position=self.position)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        transient = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError,
+                     PublishFailed, LostOwnership)
+        await self._retrying(self._run_connected, transient, log, "relay", position=lambda: self.position)
 
     async def _run_connected(self) -> None:
         async with contextlib.AsyncExitStack() as stack:

@@ -53,15 +53,8 @@ class Deliverer(BackgroundLoop):
         await super().stop()
 
     async def run(self) -> None:
-        backoff = 0.1
-        while not self._stopping.is_set():
-            try:
-                await self._run_connected()
-                backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("webhook deliverer interrupted; retrying", error=repr(exc), retry_in=backoff)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        transient = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+        await self._retrying(self._run_connected, transient, log, "webhook deliverer")
 
     async def _run_connected(self) -> None:
         async with contextlib.AsyncExitStack() as stack:

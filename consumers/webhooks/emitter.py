@@ -64,16 +64,8 @@ class Emitter(BackgroundLoop):
         super().__init__(f"webhook-emitter-{self.name}")
 
     async def run(self) -> None:
-        backoff = 0.1
-        while not self._stopping.is_set():
-            try:
-                await self._run_connected()
-                backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error,
-                    TimeoutError, OutOfOrder) as exc:
-                log.warning("webhook emitter interrupted; retrying", error=repr(exc), retry_in=backoff)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        transient = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError, OutOfOrder)
+        await self._retrying(self._run_connected, transient, log, "webhook emitter")
 
     async def _run_connected(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
