@@ -37,6 +37,7 @@ from ledger.expiry import ExpiryScheduler
 from ledger.logs import configure_logging
 from ledger.store import EventStore
 from projections import Projector, read_models
+from projections.watch import CheckpointWatch
 
 
 def create_app(settings: ApiSettings | None = None) -> Litestar:
@@ -46,10 +47,13 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url, min_size=settings.pool_min, max_size=settings.pool_max)
+        pool = await create_pool(settings.database_url, min_size=settings.pool_min, max_size=settings.pool_max,
+                                 timeout=settings.db_timeout)
         app.state.pool = pool
         app.state.store = EventStore(pool)
         app.state.key_cache = KeyCache()
+        app.state.checkpoints = CheckpointWatch(pool, settings.database_url)  # reads wait on it
+        app.state.checkpoints.start()
         app.state.nats = NatsLink(settings.nats_url) if settings.nats_url else None
         if app.state.nats:
             app.state.nats.start()
@@ -66,6 +70,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
                 await projector.stop()  # finishes its batch: the checkpoint is written
             if app.state.nats:
                 await app.state.nats.close()
+            await app.state.checkpoints.stop()
             await pool.close()
 
     api = Router(

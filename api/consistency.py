@@ -1,19 +1,35 @@
-"""Read-after-write: a read may ask to see the ledger at least up to a position.
+"""Reads see the writes before them (DESIGN 6, Consistency), with no header.
 
-`min_position` (query) or `X-Ledger-Min-Position` (header), typically the
-`X-Ledger-Position` of the caller's last command. The read waits briefly for the read
-models to reach it; if they do not in time it is refused (`503 not_caught_up`, with
-Retry-After), never answered from a model that is behind what the caller asked for.
+Before a read runs, one statement asks for the organization's last committed position
+(every command whose answer was sent before this read arrived is at or below it) and for
+how far the read models have got. When they have got there, which is the common case,
+the read goes on at once: its only cost is that round trip. Otherwise it waits, woken by
+the projector's commit (projections/watch.py), and after `WAIT_SECONDS` it is refused
+(`503 not_caught_up`, with Retry-After), never answered from a model that is behind.
+
+`min_position` (query) or `X-Ledger-Min-Position` (header) ask for at least a position
+(typically the `X-Ledger-Position` of a command answered elsewhere); `consistency=eventual`
+(query) or `X-Ledger-Consistency: eventual` skip the wait for the head, for callers that
+prefer the fastest answer.
 """
 
 from __future__ import annotations
 
-from litestar import Request
+from typing import Annotated, Literal
 
-from ledger import errors, statements
-from projections import wait_for_position
+from litestar import Request
+from litestar.params import QueryParameter
+
+from ledger import errors
+from projections import READ_MODEL_NAMES, statements
 
 WAIT_SECONDS = 3.0
+_NAMES = sorted(READ_MODEL_NAMES)
+
+Consistency = Annotated[
+    Literal["strong", "eventual"] | None,
+    QueryParameter(description="eventual: do not wait for the writes answered before this read (default strong)"),
+]
 
 
 class NotCaughtUp(errors.LedgerError):
@@ -22,8 +38,24 @@ class NotCaughtUp(errors.LedgerError):
     default_message = "The read models have not reached the requested position yet; retry shortly"
 
 
-async def caught_up(request: Request, min_position: int | None) -> None:
-    wanted = min_position
+async def caught_up(request: Request, min_position: int | None, consistency: str | None = None) -> None:
+    wanted = _asked_position(request, min_position)
+    eventual = (consistency or request.headers.get("x-ledger-consistency", "")).lower() == "eventual"
+    if eventual and not wanted:
+        return
+    row = await request.app.state.pool.fetchrow(statements.READ_LEDGER_HEAD, request.user.org_id, _NAMES)
+    # A position no command was ever given cannot be waited for: the caller's mistake.
+    if wanted > row["handed_out"]:
+        raise errors.ValidationFailed("min_position is beyond the ledger's last position", code="unknown_position")
+    target = wanted if eventual else max(wanted, row["head"])
+    if target <= (row["reached"] or 0):
+        return
+    if not await request.app.state.checkpoints.wait(target, timeout=WAIT_SECONDS):
+        raise NotCaughtUp(position=target)
+
+
+def _asked_position(request: Request, min_position: int | None) -> int:
+    wanted = min_position or 0
     header = request.headers.get("x-ledger-min-position")
     if header is not None:
         try:
@@ -32,14 +64,7 @@ async def caught_up(request: Request, min_position: int | None) -> None:
             asked = -1
         if not 0 <= asked < 2**63:  # checked before max(): a negative header is refused, not ignored
             raise errors.ValidationFailed("X-Ledger-Min-Position must be a ledger position (an integer)")
-        wanted = max(wanted or 0, asked)
-    if not wanted:
-        return
+        wanted = max(wanted, asked)
     if not 0 <= wanted < 2**63:
         raise errors.ValidationFailed("min_position must be a ledger position")
-    pool = request.app.state.pool
-    # A position no command was ever given cannot be waited for: the caller's mistake.
-    if wanted > await pool.fetchval(statements.READ_LAST_POSITION):
-        raise errors.ValidationFailed("min_position is beyond the ledger's last position", code="unknown_position")
-    if not await wait_for_position(pool, wanted, timeout=WAIT_SECONDS):
-        raise NotCaughtUp(position=wanted)
+    return wanted

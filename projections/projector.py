@@ -1,7 +1,7 @@
 """The projector: keeps projections current by applying the ledger to them, in order.
 
 One projector runs one or more projections. It owns a projection while it holds that
-projection's advisory lock on its dedicated connection (see ownership.py); any number of
+projection's lease on its dedicated connection (ledger/lease.py); any number of
 projectors may run, and the ones without a lock are standbys that try again every
 `claim_interval` seconds, so a dead owner is replaced within about that long.
 
@@ -13,11 +13,16 @@ event that cannot be applied: that one is parked as a dead letter and its projec
 stops just before it, while the others go on.
 
 There is no notification in the write path: the projector polls, every `fast_poll`
-seconds while events flow and backing off to `idle_poll` when the ledger is quiet.
+seconds while events flow and backing off to `idle_poll` when the ledger is quiet. A read
+that has to wait for the read models cuts the pause short (`NOTIFY ledger_wake`, see
+projections/watch.py), and each committed batch announces its checkpoints to the waiting
+reads (in save_checkpoints.sql).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,12 +30,13 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from ledger.background import BackgroundLoop
-from ledger.db import init_connection
+from ledger.background import Backoff, BackgroundLoop
+from ledger.lease import KEEPALIVES, Keepalives, LeaseConnection
 from ledger.reader import LedgerReader
 from projections import dead_letters, ownership
 from projections.checkpoints import CheckpointMoved, claim_checkpoint, save_checkpoints
 from projections.decoding import Undecodable, decode
+from projections.watch import WAKE_CHANNEL
 from projections.projection import Projection
 from schemas import EventEnvelope
 
@@ -44,14 +50,6 @@ CONNECTION_LOST = (
     OSError,
 )
 _FAST_POLLS_AFTER_EVENTS = 20
-_SESSION_SETTINGS = {
-    "application_name": "ledger projector",
-    # An owner whose host vanished without closing its connection keeps its locks until
-    # the server notices; TCP keepalives make that ~25 s instead of the OS's two hours.
-    "tcp_keepalives_idle": "10",
-    "tcp_keepalives_interval": "5",
-    "tcp_keepalives_count": "3",
-}
 
 
 class Projector(BackgroundLoop):
@@ -69,6 +67,7 @@ class Projector(BackgroundLoop):
         # within the 100 ms lag budget.
         idle_poll: float = 0.05,
         on_applied: Callable[[Sequence[EventEnvelope]], None] | None = None,  # after each batch
+        keepalives: Keepalives = KEEPALIVES,  # a silent owner loses its projections after keepalives.drop_after
     ):
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
@@ -82,16 +81,20 @@ class Projector(BackgroundLoop):
         self.stuck: dict[str, int] = {}  # projection -> position of the event it cannot apply
         self.dead_letters = 0  # parked by this projector
         self.last_lag: float | None = None  # seconds from recording to applying, last batch
+        self._woken = asyncio.Event()  # a read is waiting (projections/watch.py): poll now
         self._pool, self._dsn = pool, dsn
-        self._conn: asyncpg.Connection | None = None
+        self._conn: asyncpg.Connection | None = None  # the lease connection, while open
+        self.lease = LeaseConnection(dsn, "ledger projector", keepalives=keepalives)
         self._reader: LedgerReader | None = None
         super().__init__("projector")
 
     # --- running ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        backoff = Backoff()
         try:
             while not self._stopping.is_set():
+                started = time.monotonic()
                 try:
                     await self._run_connected()
                 except (*CONNECTION_LOST, CheckpointMoved) as exc:
@@ -99,18 +102,18 @@ class Projector(BackgroundLoop):
                 except Exception:  # noqa: BLE001 - a projector must outlive its bugs; it starts over
                     log.exception("projector failed; starting over", owned=sorted(self.owned))
                 await self._disconnect()
-                await self._sleep(self.claim_interval)
+                await self._sleep(backoff.next(ran_for=time.monotonic() - started))
         finally:
             await self._disconnect()
 
     @property
     def backend_pid(self) -> int | None:
         """The server process of the dedicated connection (what holds the locks)."""
-        return self._conn.get_server_pid() if self._conn and not self._conn.is_closed() else None
+        return self.lease.backend_pid
 
     async def _run_connected(self) -> None:
-        self._conn = await asyncpg.connect(self._dsn, server_settings=_SESSION_SETTINGS)
-        await init_connection(self._conn)
+        self._conn = await self.lease.open()
+        await self._conn.add_listener(WAKE_CHANNEL, lambda *_: self._woken.set())
         next_claim, idle_polls = 0.0, 0
         while not self._stopping.is_set():
             if len(self.owned) < len(self.projections) and time.monotonic() >= next_claim:
@@ -119,11 +122,19 @@ class Projector(BackgroundLoop):
             if not self._active():  # a standby, or all it owns is stuck: nothing to read for
                 await self._sleep(self.claim_interval)
                 continue
+            self._woken.clear()  # a wake that comes during this poll calls for one more
             read = await self._step()
             # Held back by an append in flight: events are visible, just not final yet.
             idle_polls = 0 if read or (self._reader and self._reader.held_back) else idle_polls + 1
             if read < self.batch_size:  # a full batch: more is waiting, read on at once
-                await self._sleep(self._pause(idle_polls))
+                await self._nap(self._pause(idle_polls))
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep between polls; a read waiting for the read models cuts it short. (stop()
+        waits for at most one nap: naps are no longer than idle_poll.)"""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._woken.wait()
 
     def _pause(self, idle_polls: int) -> float:
         # Events come in bursts with short gaps: keep polling fast for a while (about
@@ -132,18 +143,11 @@ class Projector(BackgroundLoop):
         return self.fast_poll if quiet <= 0 else min(self.idle_poll, self.fast_poll * 1.5**quiet)
 
     async def _disconnect(self) -> None:
-        conn, self._conn, self._reader = self._conn, None, None
+        self._conn, self._reader = None, None
         owned, self.owned = self.owned, set()
         self.checkpoints.clear()
         self.stuck.clear()  # known again, from the dead letters, by whoever owns them next
-        if conn is None:
-            return
-        try:
-            for name in sorted(owned):
-                await ownership.release(conn, name)
-            await conn.close(timeout=2)
-        except Exception:  # noqa: BLE001 - the session is gone or going; its locks go with it
-            conn.terminate()
+        await self.lease.close()  # gives every projection back (a dead session's locks went with it)
         if owned:
             log.info("projector released", projections=sorted(owned))
 
@@ -151,7 +155,7 @@ class Projector(BackgroundLoop):
 
     async def _claim(self) -> None:
         for p in self.projections:
-            if p.name in self.owned or not await ownership.try_own(self._conn, p.name):
+            if p.name in self.owned or not await self.lease.try_acquire(ownership.role(p.name)):
                 continue
             # Read only now: a previous owner's last transaction ended before its lock did.
             self.checkpoints[p.name] = await claim_checkpoint(self._conn, p.name)

@@ -39,10 +39,11 @@ def checked_schema(schema: str) -> str:
 CLAIM_CHECKPOINT = _SQL["claim_checkpoint"]
 SAVE_CHECKPOINTS = _SQL["save_checkpoints"]
 READ_CHECKPOINTS_REACHED = _SQL["read_checkpoints_reached"]
+READ_CHECKPOINTS = _SQL["read_checkpoints"]
+READ_LEDGER_HEAD = _SQL["read_ledger_head"]
+WAKE_PROJECTORS = _SQL["wake_projectors"]
 PARK_DEAD_LETTER = _SQL["park_dead_letter"]
 READ_PROJECTION_STATUS = _SQL["read_projection_status"]
-TRY_PROJECTION_LOCK = _SQL["try_projection_lock"]
-RELEASE_PROJECTION_LOCK = _SQL["release_projection_lock"]
 
 # Queries the API calls, on the live tables.
 LIST_ITEMS = in_schema("list_items")

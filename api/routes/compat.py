@@ -17,7 +17,7 @@ from litestar.params import QueryParameter
 
 from api.auth import grants
 from api.bodies import decode
-from api.consistency import caught_up
+from api.consistency import Consistency, caught_up
 from api.errors import InsufficientScope
 from api.request_ids import request_id
 from api.routes.items import change_item, create_item, replace_item
@@ -96,11 +96,11 @@ class InventoryController(Controller):
     async def read(
         self, request: Request, id: Id = None, sub: Sub = None, location_id: LocationIdParam = None,
         category: Text = None, search: Text = None, low_stock: LowStockOnly = None, type: TypeFilter = None,
-        active_only: ActiveOnly = True, page: Page = 1, per_page: PerPage = 50, min_position: MinPosition = None,
+        active_only: ActiveOnly = True, page: Page = 1, per_page: PerPage = 50, min_position: MinPosition = None, consistency: Consistency = None,
     ) -> Response[dict]:
         """Seed 004 reads: items, one item (`id`), its `stock` or `transactions`, `locations`, `low-stock`."""
         # Read-after-write holds here as on every read (DESIGN 6, Consistency).
-        await caught_up(request, min_position)
+        await caught_up(request, min_position, consistency)
         pool, org_id = request.app.state.pool, request.user.org_id
         if sub is None and id is None:
             rows, total = await queries.list_items(
