@@ -67,7 +67,10 @@ def live_api(postgres_url):
     url, key = asyncio.run(prepare())
     port = free_port()
     env = {**ledger_env(url, "nats://127.0.0.1:1"), "LEDGER_PORT": str(port), "LEDGER_RATE_LIMIT": "1000000"}
-    api = LedgerProcess("openapi-api", ["serve", "api", "--workers", "1"], env, Path(tempfile.mkdtemp())).start()
+    log_dir = Path(tempfile.mkdtemp())
+    api = LedgerProcess("openapi-api", ["serve", "api", "--workers", "1"], env, log_dir).start()
+    # Reads wait for the read models to reach the writes before them: a projector must run.
+    projector = LedgerProcess("openapi-projector", ["serve", "projector"], env, log_dir).start()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -80,6 +83,7 @@ def live_api(postgres_url):
         time.sleep(0.1)
     yield base, key
     api.kill()
+    projector.kill()
 
     async def drop() -> None:
         admin = await asyncpg.connect(postgres_url)
