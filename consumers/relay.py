@@ -7,8 +7,8 @@ moves its checkpoint. If it dies between the acks and the checkpoint it publishe
 batch again; JetStream drops the repeats by `Nats-Msg-Id` (the event id). While NATS is
 unreachable, commands go on; the relay retries with backoff and catches up in order.
 
-One relay is active per name across processes: it holds a PostgreSQL session advisory
-lock on its own connection, and a standby takes over when that connection dies.
+One relay is active per name across processes: it holds the lease "relay:<name>"
+(ledger/lease.py) on its own connection, and a standby takes over when that session ends.
 """
 
 from __future__ import annotations
@@ -27,20 +27,11 @@ from nats.js.errors import BadRequestError
 from consumers import statements
 from consumers.wire import STREAM, SUBJECTS, message, nats_servers
 from ledger.background import BackgroundLoop
-from ledger.db import create_pool, init_connection
+from ledger.db import create_pool
+from ledger.lease import KEEPALIVES, Keepalives, LeaseConnection
 from ledger.reader import LedgerReader
 
 log = structlog.get_logger("relay")
-
-
-_SESSION_SETTINGS = {
-    "application_name": "ledger relay",
-    # A relay whose host vanished keeps its lock until the server notices the connection
-    # is gone; keepalives make that about 25 s instead of the OS's two hours.
-    "tcp_keepalives_idle": "10",
-    "tcp_keepalives_interval": "5",
-    "tcp_keepalives_count": "3",
-}
 
 
 class PublishFailed(Exception):
@@ -76,8 +67,10 @@ class Relay(BackgroundLoop):
         fast_poll: float = 0.005,
         idle_poll: float = 0.05,
         claim_interval: float = 0.5,
+        keepalives: Keepalives = KEEPALIVES,  # a silent owner loses the lease after keepalives.drop_after
     ):
         self.dsn, self.nats_url, self.name, self.replicas = dsn, nats_url, name, replicas
+        self.lease = LeaseConnection(dsn, "ledger relay", keepalives=keepalives)
         self.batch_size, self.ack_timeout = batch_size, ack_timeout
         self.fast_poll, self.idle_poll, self.claim_interval = fast_poll, idle_poll, claim_interval
         self.owner = False
@@ -93,13 +86,11 @@ class Relay(BackgroundLoop):
 
     async def _run_connected(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
-            conn = await asyncpg.connect(self.dsn, server_settings=_SESSION_SETTINGS)
-            stack.push_async_callback(conn.close)  # also frees the advisory lock
-            await init_connection(conn)
+            conn = await self.lease.open()
+            stack.push_async_callback(self.lease.close)  # gives the lease back
             self.owner = False
-            while not await conn.fetchval(statements.TRY_RELAY_LOCK, self.name):
-                if await self._sleep(self.claim_interval):
-                    return
+            if not await self.lease.acquire(f"relay:{self.name}", every=self.claim_interval, sleep=self._sleep):
+                return
             self.owner = True
             stack.callback(setattr, self, "owner", False)
             nc = await nats.connect(nats_servers(self.nats_url), connect_timeout=2, max_reconnect_attempts=-1, name=f"relay-{self.name}")

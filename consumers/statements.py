@@ -9,5 +9,4 @@ _SQL = load_sql("consumers")
 CLAIM_RELAY_CHECKPOINT = _SQL["claim_relay_checkpoint"]
 SAVE_RELAY_CHECKPOINT = _SQL["save_relay_checkpoint"]
 RESET_RELAY_CHECKPOINT = _SQL["reset_relay_checkpoint"]
-TRY_RELAY_LOCK = _SQL["try_relay_lock"]
 READ_RELAY_STATUS = _SQL["read_relay_status"]

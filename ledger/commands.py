@@ -76,6 +76,11 @@ class ReleaseStock(Command):
     lines: list[Line] | None = None  # None: everything the job holds
     reason: str = "requested"
     notes: str | None = None
+    # An expiry's release (ledger/expiry.py): a line releases the job's hold only if the
+    # hold is still as it was found expired, this `expires_at` and exactly the line's
+    # quantity; a hold renewed, given back, consumed or already released since records
+    # nothing. Checked in `decide`, on the state the store appends to.
+    expired_at: datetime | None = None
 
 
 class CompleteJob(Command):

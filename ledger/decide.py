@@ -210,6 +210,8 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
 
         case ReleaseStock(job_id=job_id, lines=lines):
             for line in _lines_or_holdings(snapshot, job_id, lines):
+                if command.expired_at is not None and not _still_expired(snapshot, job_id, line, command.expired_at):
+                    continue
                 _check_held(snapshot, job_id, line)
                 event = StockReleased(
                     item_id=line.item_id, location_id=line.location_id, job_id=job_id,
@@ -411,6 +413,14 @@ def _check_held(snapshot: Snapshot, job_id: int, line: Line) -> None:
             item_id=line.item_id,
             location_id=line.location_id,
         )
+
+
+def _still_expired(snapshot: Snapshot, job_id: int, line: Line, expired_at) -> bool:
+    """Whether the job's hold at the line's place is the one an expiry found: the same
+    `expires_at` (so still past: time only moves on) and the line's quantity. Renewing
+    moves `expires_at`; giving back, consuming or releasing changes or ends the hold."""
+    hold = snapshot.item(line.item_id).level(line.location_id).holds.get(job_id)
+    return hold is not None and hold.expires_at == expired_at and hold.quantity == line.quantity
 
 
 def _item_attributes_present(attributes) -> None:

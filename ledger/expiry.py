@@ -1,17 +1,19 @@
 """Reservation expiry: a hold whose `expires_at` has passed is released (reason `expired`).
 
 Runs next to the projectors (`ledger serve`, `serve projector`, an API process with
-`run_projector`); any number may run at once. Each release goes through the normal
-command path (`EventStore.execute` of a `ReleaseStock`), so every invariant, the hash
-chain and the write model are kept exactly as for a caller's release.
+`run_projector`); any number may run at once. Each release is an ordinary command:
+`EventStore.execute` of a `ReleaseStock` on the pool, with no transaction of the
+scheduler's around it, so the store owns its transactions (its optimistic append and
+its retry under locks after a lost race) exactly as for a caller's release, and every
+invariant, the hash chain and the write model are kept the same way.
 
-Why it never releases twice or releases a renewed hold: each hold is released in a
-transaction that first locks its item's stream head, the row every append to the item
-updates, and only then reads the hold again. A second scheduler that found the same hold
-waits on that lock and then finds it gone; a job that renewed its hold in between has a
-future `expires_at` by then and is left alone. The command id is derived from the hold
-and the stream's version as well, so even a release recorded twice would be found as
-already recorded by the store rather than written again.
+Why it never releases twice or releases a renewed hold: the command carries the hold as
+it was found expired (`expired_at` and the quantity), and `decide` releases it only if
+the state the store appends to still has that very hold. A job that renewed its hold in
+between has moved its `expires_at`; a hold released by a second scheduler (or the job)
+is gone; either way the command records nothing. Two schedulers that found the same
+hold at the same stream version derive the same command id, so the store's replay
+detection (and the unique event ids) also find the second as already recorded.
 """
 
 from __future__ import annotations
@@ -37,23 +39,17 @@ _CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSE
                     asyncpg.exceptions.OperatorInterventionError)
 
 
-async def release_if_expired(conn: asyncpg.Connection, org_id: int, item_id: int, location_id: int, job_id: int) -> bool:
-    """Release what the job still holds at the place if its expiry has passed; whether it did."""
-    # The stream lock makes "read the hold, then release it" one step for every writer.
-    async with conn.transaction():
-        version = await conn.fetchval(statements.LOCK_ITEM_STREAM, org_id, f"item-{item_id}")
-        hold = await conn.fetchrow(statements.READ_HOLD, item_id, location_id, job_id)
-        if version is None or hold is None or not hold["expired"]:
-            return False  # released, consumed or renewed since it was found
-        command_id = uuid.uuid5(
-            _NAMESPACE, f"{org_id}/{item_id}/{location_id}/{job_id}/{hold['expires_at'].isoformat()}/{version}"
-        )
-        command = ReleaseStock(
-            job_id=job_id, reason="expired",
-            lines=[Line(item_id=item_id, location_id=location_id, quantity=hold["quantity"])],
-        )
-        result = await EventStore(conn).execute(org_id, command, metadata=METADATA, command_id=command_id)
-    return not result.replayed
+def release_command(hold: asyncpg.Record) -> tuple[ReleaseStock, uuid.UUID]:
+    """The release of one expired hold (a row of read_expired_holds.sql), and its command id."""
+    command = ReleaseStock(
+        job_id=hold["job_id"], reason="expired", expired_at=hold["expires_at"],
+        lines=[Line(item_id=hold["item_id"], location_id=hold["location_id"], quantity=hold["quantity"])],
+    )
+    command_id = uuid.uuid5(_NAMESPACE, "/".join(map(str, (
+        hold["org_id"], hold["item_id"], hold["location_id"], hold["job_id"], hold["expires_at"].isoformat(),
+        hold["version"],
+    ))))
+    return command, command_id
 
 
 class ExpiryScheduler(BackgroundLoop):
@@ -62,6 +58,7 @@ class ExpiryScheduler(BackgroundLoop):
         self.batch = batch
         self.released = 0  # by this scheduler
         self._pool = pool
+        self.store = EventStore(pool)
         super().__init__("reservation expiry")
 
     async def run(self) -> None:
@@ -79,19 +76,21 @@ class ExpiryScheduler(BackgroundLoop):
                         await self._stopping.wait()
 
     async def run_once(self) -> int:
-        """Release the expired holds found now (up to `batch`); the number released."""
+        """Release the expired holds found now (up to `batch`); the number this call released."""
         holds = await self._pool.fetch(statements.READ_EXPIRED_HOLDS, self.batch)
         released = 0
         for h in holds:
             if self._stopping.is_set():
                 break
+            command, command_id = release_command(h)
             try:
-                async with self._pool.acquire() as conn:
-                    if await release_if_expired(conn, h["org_id"], h["item_id"], h["location_id"], h["job_id"]):
-                        released += 1
-                        log.info("reservation expired", org_id=h["org_id"], item_id=h["item_id"],
-                                 location_id=h["location_id"], job_id=h["job_id"])
-            except errors.LedgerError as refused:  # not expected: the hold was read under the lock
+                result = await self.store.execute(h["org_id"], command, metadata=METADATA, command_id=command_id)
+            except errors.LedgerError as refused:  # not expected: decide releases only a hold as found
                 log.error("expired hold not released", error=repr(refused), **dict(h))
+                continue
+            if result.events and not result.replayed:  # none: renewed or released since it was found
+                released += 1
+                log.info("reservation expired", org_id=h["org_id"], item_id=h["item_id"],
+                         location_id=h["location_id"], job_id=h["job_id"])
         self.released += released
         return released

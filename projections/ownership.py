@@ -1,30 +1,29 @@
-"""Ownership of a projection: one active owner across any number of processes.
+"""Ownership of a projection: the lease (ledger/lease.py) named after it.
 
-The owner holds a session advisory lock keyed by the projection's name, on its own
-dedicated connection (a pooled connection would carry the lock back into the pool, whose
-release does not reset session state). The projector writes its batches on that same
-connection, so a fenced-off owner cannot write either: when its session dies, its open
-transaction is rolled back and its locks are gone, in that order, before anyone else can
-take over.
+The projector holds it on its dedicated connection and writes its batches there;
+`ledger replay` takes it on its own connection to fence a live projector off.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import asyncpg
 
-from projections import statements
+from ledger import lease
+
+
+def role(name: str) -> str:
+    """The lease name of a projection."""
+    return f"projection:{name}"
 
 
 def lock_key(name: str) -> int:
-    """The advisory lock key of a projection: 64 bits of a hash of its name."""
-    return int.from_bytes(hashlib.blake2b(f"projection:{name}".encode(), digest_size=8).digest(), "big", signed=True)
+    """The advisory lock key of a projection (pg_locks shows who holds it)."""
+    return lease.lock_key(role(name))
 
 
 async def try_own(conn: asyncpg.Connection, name: str) -> bool:
-    return await conn.fetchval(statements.TRY_PROJECTION_LOCK, lock_key(name))
+    return await lease.try_acquire(conn, role(name))
 
 
 async def release(conn: asyncpg.Connection, name: str) -> None:
-    await conn.fetchval(statements.RELEASE_PROJECTION_LOCK, lock_key(name))
+    await lease.release(conn, role(name))

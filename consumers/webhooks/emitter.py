@@ -6,8 +6,9 @@ NOTHING) and the emitter's checkpoint. Only after the commit are the messages ac
 crash anywhere means the batch comes again and records nothing twice (at least once,
 nothing lost).
 
-Item levels must be folded in event order, so exactly one emitter is active (a session
-advisory lock, taken over when its owner dies) and it reads strictly in stream order. A
+Item levels must be folded in event order, so exactly one emitter is active (the lease
+"webhooks.emitter:<name>", ledger/lease.py, taken over when its owner's session ends) and
+it reads strictly in stream order. A
 previous owner may have left messages unacknowledged, which JetStream would redeliver
 only after its ack wait, behind newer ones; so at every takeover the consumer is made
 again to start just after the checkpoint, which PostgreSQL holds. A message that arrives
@@ -31,7 +32,7 @@ from consumers.webhooks.fanout import EndpointFilter, level_key, plan
 from consumers.webhooks.levels import ItemLevel
 from consumers.webhooks.settings import WebhookSettings
 from ledger.background import BackgroundLoop
-from ledger.db import connect
+from ledger.lease import KEEPALIVES, Keepalives, LeaseConnection
 from schemas import EventEnvelope
 
 log = structlog.get_logger("webhooks.emitter")
@@ -53,8 +54,10 @@ class Emitter(BackgroundLoop):
         batch_size: int = 500,
         on_recorded: Callable[[], None] | None = None,
         claim_interval: float = 0.5,
+        keepalives: Keepalives = KEEPALIVES,  # a silent owner loses the lease after keepalives.drop_after
     ):
         self.dsn, self.nats_url, self.settings, self.name = dsn, nats_url, settings, name
+        self.lease = LeaseConnection(dsn, "ledger webhook emitter", keepalives=keepalives)
         self.batch_size, self.claim_interval = batch_size, claim_interval
         self.on_recorded = on_recorded  # wakes this process's deliverer without a round trip
         self.owner = False
@@ -69,12 +72,12 @@ class Emitter(BackgroundLoop):
 
     async def _run_connected(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
-            conn = await connect(self.dsn)
-            stack.push_async_callback(conn.close)  # also frees the advisory lock
+            conn = await self.lease.open()
+            stack.push_async_callback(self.lease.close)  # gives the lease back
             self.owner = False
-            while not await conn.fetchval(statements.TRY_WEBHOOK_EMITTER_LOCK, self.name):
-                if await self._sleep(self.claim_interval):
-                    return
+            if not await self.lease.acquire(f"webhooks.emitter:{self.name}", every=self.claim_interval,
+                                            sleep=self._sleep):
+                return
             self.owner = True
             stack.callback(setattr, self, "owner", False)
             nc = await nats.connect(self.nats_url, connect_timeout=2, max_reconnect_attempts=-1,

@@ -23,7 +23,6 @@ READ_WEBHOOK_DELIVERY = _SQL["read_webhook_delivery"]
 RETRY_WEBHOOK_DELIVERY = _SQL["retry_webhook_delivery"]
 INSERT_WEBHOOK_PING = _SQL["insert_webhook_ping"]
 # the emitter
-TRY_WEBHOOK_EMITTER_LOCK = _SQL["try_webhook_emitter_lock"]
 READ_WEBHOOK_EMITTER_CHECKPOINT = _SQL["read_webhook_emitter_checkpoint"]
 SAVE_WEBHOOK_EMITTER_CHECKPOINT = _SQL["save_webhook_emitter_checkpoint"]
 READ_ENABLED_WEBHOOK_ENDPOINTS = _SQL["read_enabled_webhook_endpoints"]
