@@ -30,17 +30,17 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True):
     items: tuple[int, ...] = ()
     locations: tuple[int, ...] = ()
     places: tuple[tuple[int, int], ...] = ()
-    job_id: int | None = None  # load every hold of this job as well
+    job_ids: tuple[int, ...] = ()  # load every hold of these jobs as well
     whole_items: tuple[int, ...] = ()  # load these items at every place they have stock
 
     @property
     def empty(self) -> bool:
-        return not (self.items or self.locations or self.places or self.job_id)
+        return not (self.items or self.locations or self.places or self.job_ids)
 
     @property
     def target_stream(self) -> str | None:
         """The one stream an `If-Match` version refers to, if the command has one."""
-        if len(self.items) == 1 and self.job_id is None:
+        if len(self.items) == 1 and not self.job_ids:
             return f"item-{self.items[0]}"
         if not self.items and len(self.locations) == 1:
             return f"location-{self.locations[0]}"
@@ -60,7 +60,7 @@ def footprint(command: AnyCommand) -> Footprint:
         case ReleaseStock() | CompleteJob():
             lines = command.lines or []
             return msgspec.structs.replace(
-                _places([(line.item_id, line.location_id) for line in lines]), job_id=command.job_id
+                _places([(line.item_id, line.location_id) for line in lines]), job_ids=(command.job_id,)
             )
         case CreateItem(location_id=None) | CreateLocation():
             return Footprint()  # a new stream: nothing to load
@@ -73,6 +73,15 @@ def footprint(command: AnyCommand) -> Footprint:
         case UpdateLocation():
             return Footprint(locations=(command.location_id,))
     raise TypeError(f"not a command: {command!r}")
+
+
+def merged(footprints: list[Footprint]) -> Footprint:
+    """What a batch of commands reads: the union of their footprints, in first-seen order."""
+    def union(field: str) -> tuple:
+        return tuple(dict.fromkeys(x for f in footprints for x in getattr(f, field)))
+
+    return Footprint(items=union("items"), locations=union("locations"), places=union("places"),
+                     job_ids=union("job_ids"), whole_items=union("whole_items"))
 
 
 def _places(places: list[tuple[int, int]]) -> Footprint:

@@ -49,15 +49,15 @@ READ_STREAM_HEAD = _SQL["read_stream_head"]
 # --- load_snapshot, spelled out --------------------------------------------------------
 
 MAX_SPELLED_OUT = 16  # array elements in all; a bigger command binds whole arrays
-_LOAD_ARRAYS = (2, 3, 4, 5, 7)  # load_snapshot's array parameters ($6 is the job, $1 the org)
+_LOAD_ARRAYS = (2, 3, 4, 5, 6, 7)  # load_snapshot's array parameters ($1 is the org)
 _PARAMETER = re.compile(r"\$(\d)\b")
 
 
 @functools.lru_cache(maxsize=256)
-def load_snapshot_spelled_out(lengths: tuple[int, int, int, int, int]) -> str:
-    """LOAD_SNAPSHOT for a command whose five arrays ($2, $3, $4, $5, $7) have these
-    lengths, each element its own scalar parameter (`ARRAY[$2::bigint, $3::bigint]`),
-    numbered in order: $1 the org, the elements of $2..$5, the job, the elements of $7.
+def load_snapshot_spelled_out(lengths: tuple[int, ...]) -> str:
+    """LOAD_SNAPSHOT for a command whose six arrays ($2 to $7) have these lengths, each
+    element its own scalar parameter (`ARRAY[$2::bigint, $3::bigint]`), numbered in order:
+    $1 the org, then the elements of $2..$7.
 
     Prepared with array parameters, PostgreSQL plans the statement anew on every call:
     it keeps preferring custom plans (about 0.5 ms of server CPU per command, more than
@@ -66,11 +66,7 @@ def load_snapshot_spelled_out(lengths: tuple[int, int, int, int, int]) -> str:
     """
     body = "\n".join(line for line in LOAD_SNAPSHOT.splitlines() if not line.lstrip().startswith("--"))
     spelled, n = {1: "$1"}, 2
-    for k in range(2, 8):
-        if k == 6:
-            spelled[k], n = f"${n}", n + 1
-            continue
-        length = lengths[_LOAD_ARRAYS.index(k)]
+    for k, length in zip(_LOAD_ARRAYS, lengths, strict=True):
         spelled[k] = "ARRAY[" + ", ".join(f"${n + i}::bigint" for i in range(length)) + "]" if length else "'{}'"
         n += length
     return _PARAMETER.sub(lambda m: spelled[int(m.group(1))], body)

@@ -11,6 +11,7 @@ so a hot item never starves a writer.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ import msgspec
 from ledger import errors, statements
 from ledger.commands import AnyCommand, CreateItem, CreateLocation, TransferStock
 from ledger.decide import apply, decide
-from ledger.footprint import Footprint, footprint
+from ledger.footprint import Footprint, footprint, merged
 from ledger.hashing import GENESIS, event_hash
 from ledger.records import envelopes
 from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
@@ -52,6 +53,15 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     position: int  # of the last event; for a command that changed nothing, its stream's latest
     snapshot: Snapshot  # the slice as the command left it
     replayed: bool = False  # the command had been recorded before; nothing new was written
+
+
+@dataclasses.dataclass(frozen=True)
+class LineResult:
+    """One command of a batch: recorded (`result`) or refused (`error`)."""
+
+    index: int
+    result: CommandResult | None = None
+    error: errors.LedgerError | None = None
 
 
 # --- rows of the loaded slice ---------------------------------------------------------
@@ -140,9 +150,7 @@ class EventStore:
         from it, so recording the same command twice finds the first recording instead.
         `expected_version` is an `If-Match`: the command's stream must be at exactly it.
         """
-        if isinstance(command, TransferStock) and not command.transfer_id:
-            transfer_id = uuid.uuid5(command_id, "transfer") if command_id else uuid.uuid4()
-            command = msgspec.structs.replace(command, transfer_id=str(transfer_id))
+        command = _with_transfer_id(command, command_id)
         reads = footprint(command)
         if expected_version is not None and reads.target_stream is None:
             raise errors.ValidationFailed("If-Match applies only to commands on a single item or location")
@@ -178,6 +186,126 @@ class EventStore:
                     raise
             raise errors.Conflict("the command kept racing other writers; try again")
 
+    async def execute_batch(
+        self,
+        org_id: int,
+        commands: Sequence[AnyCommand],
+        *,
+        atomic: bool = True,
+        metadata: EventMetadata | None = None,
+        command_id: uuid.UUID | None = None,
+    ) -> list[LineResult]:
+        """Decide `commands` in order, each on the state the ones before it leave, and
+        record them in one transaction: all of them or none (`atomic`), or each accepted
+        one while a refused one changes nothing (not `atomic`). One result per command.
+
+        An atomic batch with a refused command records nothing: every result is returned,
+        and the caller reports the refusals. `command_id` covers the whole batch: each
+        command's own id derives from it and its index, and its events' ids from that, so
+        a batch recorded before is found again instead of recorded twice.
+        """
+        line_ids = [uuid.uuid5(command_id, f"line-{n}") if command_id else None for n in range(len(commands))]
+        commands = [_with_transfer_id(c, line_id) for c, line_id in zip(commands, line_ids, strict=True)]
+        reads = merged([footprint(c) for c in commands])
+        metadata = metadata or EventMetadata()
+        if command_id is not None and (recorded := await self._recorded_batch(org_id, line_ids, reads, atomic)):
+            return recorded
+        async with self._queues.turn(org_id, _queue_keys(reads)):
+            for attempt in range(_ATTEMPTS):
+                try:
+                    if attempt == 0:
+                        async with self._connection() as conn:
+                            return await self._attempt_batch(conn, org_id, commands, reads, metadata, line_ids, atomic)
+                    async with self._connection() as conn, conn.transaction():
+                        locked = await self._lock(conn, org_id, reads)
+                        return await self._attempt_batch(
+                            conn, org_id, commands, reads, metadata, line_ids, atomic, locked
+                        )
+                except _StreamRaced:
+                    self.lost_races += 1
+                except errors.DuplicateEvent:  # recorded by a concurrent retry of the same batch
+                    if command_id is not None and (recorded := await self._recorded_batch(org_id, line_ids, reads, atomic)):
+                        return recorded
+                    raise
+            raise errors.Conflict("the batch kept racing other writers; try again")
+
+    async def _attempt_batch(
+        self,
+        conn,
+        org_id: int,
+        commands: Sequence[AnyCommand],
+        reads: Footprint,
+        metadata: EventMetadata,
+        line_ids: Sequence[uuid.UUID | None],
+        atomic: bool,
+        locked: set[str] | None = None,
+    ) -> list[LineResult]:
+        snapshot, heads = (Snapshot(), {}) if reads.empty else await load_snapshot(conn, org_id, reads)
+        running = snapshot
+        decided: list[tuple[int, list[LedgerEvent], Snapshot]] = []  # index, events, slice after
+        refused: dict[int, errors.LedgerError] = {}
+        for n, command in enumerate(commands):
+            try:
+                events = decide(running, command)
+            except errors.LedgerError as refusal:
+                refused[n] = refusal
+                continue
+            if len(events) > MAX_EVENTS_PER_COMMAND:
+                refused[n] = errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
+                continue
+            for event in events:
+                running = apply(running, event)
+            decided.append((n, events, running))
+        all_events = [e for _, events, _ in decided for e in events]
+        if (atomic and refused) or not all_events:
+            if atomic and refused:  # nothing is recorded: every line leaves the slice as it was
+                decided = [(n, [], snapshot) for n, _, _ in decided]
+            return _line_results(refused, [(n, [], after) for n, _, after in decided])
+        if locked is not None and not {stream_of(e) for e in all_events} <= locked:
+            raise _StreamRaced()  # a job took a hold on another item since we looked: lock again
+        event_ids = [i for n, events, _ in decided for i in _event_ids(line_ids[n], len(events))]
+        appended = await self._append(conn, org_id, snapshot, heads, all_events, metadata, event_ids)
+        lines, at = [], 0
+        for n, events, after in decided:
+            lines.append((n, appended.events[at:at + len(events)], after))
+            at += len(events)
+        return _line_results(refused, lines)
+
+    async def _recorded_batch(
+        self, org_id: int, line_ids: Sequence[uuid.UUID | None], reads: Footprint, atomic: bool
+    ) -> list[LineResult] | None:
+        """The results of a batch recorded earlier under the same command id, if it was.
+
+        A batch is recorded in one transaction, so one event of any of its commands means
+        all of it. The events of each command are found by their derived ids, the first
+        of every command at once, then the next of those that had one, and so on (a
+        handful of rounds, not a probe of every id a command could have). A command that
+        recorded nothing was a refusal (line by line) or changed nothing (atomic: a
+        recorded atomic batch refused nothing).
+        """
+        events: dict[int, list[EventEnvelope]] = {n: [] for n in range(len(line_ids))}
+        async with self._connection() as conn:
+            pending, k = list(events), 0
+            while pending and k < MAX_EVENTS_PER_COMMAND:
+                found = {e.event_id: e for e in envelopes(
+                    await conn.fetch(statements.READ_EVENTS_BY_ID, [_event_id(line_ids[n], k) for n in pending]))}
+                if any(e.org_id != org_id for e in found.values()):
+                    raise errors.Conflict("this command id was already used by another organization")
+                still = []
+                for n in pending:
+                    if (event := found.get(_event_id(line_ids[n], k))) is not None:
+                        events[n].append(event)
+                        still.append(n)
+                pending, k = still, k + 1
+            if not any(events.values()):
+                return None
+            snapshot = Snapshot() if reads.empty else (await load_snapshot(conn, org_id, reads))[0]
+        refused = {} if atomic else {n: errors.BadRequest("this line recorded nothing when the batch was first "
+                                                          "carried out", code="not_recorded")
+                                     for n, recorded in events.items() if not recorded}
+        lines = [(n, recorded, snapshot) for n, recorded in events.items() if n not in refused]
+        return _line_results(refused, lines, replayed=True)
+
     @contextlib.asynccontextmanager
     async def _connection(self):
         """One connection for the whole command (a store made on a connection uses it)."""
@@ -193,7 +321,7 @@ class EventStore:
         A job's holds may be on items the command does not name; they are found first.
         """
         streams = {f"item-{i}" for i in reads.items} or {f"location-{loc}" for loc in reads.locations}
-        if reads.job_id is not None:
+        if reads.job_ids:
             snapshot, _ = await load_snapshot(conn, org_id, reads)
             streams |= {f"item-{i}" for i in snapshot.items}
         await conn.execute(statements.LOCK_STREAMS, org_id, sorted(streams))
@@ -228,7 +356,7 @@ class EventStore:
             if reads.target_stream:
                 position = await conn.fetchval(statements.READ_STREAM_POSITION, org_id, reads.target_stream)
             return CommandResult(events=[], position=position, snapshot=snapshot)
-        return await self._append(conn, org_id, snapshot, heads, events, metadata, command_id)
+        return await self._append(conn, org_id, snapshot, heads, events, metadata, _event_ids(command_id, len(events)))
 
     async def _recorded(self, org_id: int, command_id: uuid.UUID, reads: Footprint) -> CommandResult | None:
         """The events a command recorded earlier under the same command id, if it did.
@@ -264,8 +392,9 @@ class EventStore:
         heads: dict[str, tuple[int, str]],
         events: Sequence[LedgerEvent],
         metadata: EventMetadata,
-        command_id: uuid.UUID | None,
+        event_ids: Sequence[uuid.UUID],
     ) -> CommandResult:
+        """Record `events` (ids `event_ids`) after the slice `before` at `heads`, in one call."""
         recorded_at = datetime.now(UTC)
         heads = dict(heads)
         after = before
@@ -273,7 +402,7 @@ class EventStore:
         for n, event in enumerate(events):
             stream = stream_of(event)
             version, prev_hash = heads.get(stream, (0, GENESIS))
-            event_id = _event_id(command_id, n)
+            event_id = event_ids[n]
             version += 1
             hash_ = event_hash(
                 prev_hash, event_id=event_id, org_id=org_id, stream=stream, version=version,
@@ -324,12 +453,31 @@ class EventStore:
         return CommandResult(events=recorded, position=positions[-1], snapshot=after)
 
 
+def _with_transfer_id(command: AnyCommand, command_id: uuid.UUID | None) -> AnyCommand:
+    """A transfer's two halves share an id: derived from the command id, or random."""
+    if isinstance(command, TransferStock) and not command.transfer_id:
+        transfer_id = uuid.uuid5(command_id, "transfer") if command_id else uuid.uuid4()
+        return msgspec.structs.replace(command, transfer_id=str(transfer_id))
+    return command
+
+
+def _line_results(
+    refused: dict[int, errors.LedgerError], lines: list[tuple[int, list[EventEnvelope], Snapshot]],
+    *, replayed: bool = False,
+) -> list[LineResult]:
+    results: list[LineResult] = [LineResult(index=n, error=error) for n, error in refused.items()]
+    for n, events, after in lines:
+        position = events[-1].position if events else 0
+        results.append(LineResult(index=n, result=CommandResult(
+            events=list(events), position=position, snapshot=after, replayed=replayed)))
+    return sorted(results, key=lambda r: r.index)
+
+
 def _queue_keys(reads: Footprint) -> list[str]:
     """What a command waits its turn on in this process: the items it touches (or its
     location), and its job."""
     keys = [f"item-{i}" for i in reads.items] or [f"location-{loc}" for loc in reads.locations]
-    if reads.job_id is not None:
-        keys.append(f"job-{reads.job_id}")
+    keys.extend(f"job-{job_id}" for job_id in reads.job_ids)
     return keys
 
 
@@ -339,16 +487,13 @@ async def load_snapshot(
     """The slice of the write model `reads` names, and the (version, last hash) of its streams."""
     arrays = (
         reads.items, reads.locations, [item for item, _ in reads.places],
-        [location for _, location in reads.places], reads.whole_items,
+        [location for _, location in reads.places], reads.job_ids, reads.whole_items,
     )
     lengths = tuple(len(a) for a in arrays)
     if sum(lengths) <= statements.MAX_SPELLED_OUT:
-        row = await conn.fetchrow(
-            statements.load_snapshot_spelled_out(lengths),
-            org_id, *arrays[0], *arrays[1], *arrays[2], *arrays[3], reads.job_id, *arrays[4],
-        )
+        row = await conn.fetchrow(statements.load_snapshot_spelled_out(lengths), org_id, *(x for a in arrays for x in a))
     else:
-        row = await conn.fetchrow(statements.LOAD_SNAPSHOT, org_id, *map(list, arrays[:4]), reads.job_id, list(arrays[4]))
+        row = await conn.fetchrow(statements.LOAD_SNAPSHOT, org_id, *map(list, arrays))
     heads: dict[str, tuple[int, str]] = {}
     stock: dict[int, dict[int, StockLevel]] = {}
     for s in _decode_stock(row["stock"]):
@@ -370,6 +515,10 @@ async def load_snapshot(
             location_id=loc.location_id, version=loc.version, attributes=loc.attributes
         )
     return Snapshot(items=items, locations=locations), heads
+
+
+def _event_ids(command_id: uuid.UUID | None, count: int) -> list[uuid.UUID]:
+    return [_event_id(command_id, n) for n in range(count)]
 
 
 def _event_id(command_id: uuid.UUID | None, n: int) -> uuid.UUID:

@@ -186,7 +186,7 @@ async def test_the_snapshot_is_the_same_with_elements_spelled_out_or_arrays_boun
     shapes = [
         Footprint(items=(items[0],), locations=(a,), places=((items[0], a),)),
         Footprint(items=(items[0],), locations=(a, b), places=((items[0], a), (items[0], b))),
-        Footprint(items=(items[1],), places=((items[1], b),), job_id=7),
+        Footprint(items=(items[1],), places=((items[1], b),), job_ids=(7,)),
         Footprint(items=tuple(items), whole_items=tuple(items)),
         Footprint(locations=(b,)),
     ]

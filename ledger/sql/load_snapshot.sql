@@ -1,12 +1,12 @@
 -- The slice of the write model one command decides on, in one round trip, as three JSON
 -- arrays (decoded straight into typed rows by msgspec).
 -- $1 org_id; $2 item ids; $3 location ids; $4/$5 the (item, location) places named;
--- $6 a job whose every hold is loaded too (NULL for none); $7 items loaded at every place.
+-- $6 jobs whose every hold is loaded too; $7 items loaded at every place.
 WITH places AS (
     SELECT p.item_id, p.location_id
     FROM unnest($4::bigint[], $5::bigint[]) AS p(item_id, location_id)
     UNION
-    SELECT r.item_id, r.location_id FROM reservation_state r WHERE r.org_id = $1 AND r.job_id = $6
+    SELECT r.item_id, r.location_id FROM reservation_state r WHERE r.org_id = $1 AND r.job_id = ANY ($6::bigint[])
     UNION
     SELECT s.item_id, s.location_id FROM stock_state s WHERE s.org_id = $1 AND s.item_id = ANY ($7::bigint[])
 ), wanted_items AS (

@@ -30,7 +30,7 @@ EVENTS = {"transfer": 2, "read": 0}  # events per command when not 1
 # load_snapshot's parameters ($1..$7) per command shape, in the scripts' variables.
 _ONE_PLACE = {
     1: ":org::bigint", 2: "ARRAY[:item::bigint]", 3: "ARRAY[:loc::bigint]", 4: "ARRAY[:item::bigint]",
-    5: "ARRAY[:loc::bigint]", 6: "NULL::bigint", 7: "'{}'",
+    5: "ARRAY[:loc::bigint]", 6: "'{}'", 7: "'{}'",
 }
 _TWO_PLACES = {
     **_ONE_PLACE, 3: "ARRAY[:loc::bigint, :loc2::bigint]", 4: "ARRAY[:item::bigint, :item::bigint]",

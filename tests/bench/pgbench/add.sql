@@ -13,7 +13,7 @@ WITH places AS (
     SELECT p.item_id, p.location_id
     FROM unnest(ARRAY[:item::bigint]::bigint[], ARRAY[:loc::bigint]::bigint[]) AS p(item_id, location_id)
     UNION
-    SELECT r.item_id, r.location_id FROM reservation_state r WHERE r.org_id = :org::bigint AND r.job_id = NULL::bigint
+    SELECT r.item_id, r.location_id FROM reservation_state r WHERE r.org_id = :org::bigint AND r.job_id = ANY ('{}'::bigint[])
     UNION
     SELECT s.item_id, s.location_id FROM stock_state s WHERE s.org_id = :org::bigint AND s.item_id = ANY ('{}'::bigint[])
 ), wanted_items AS (
