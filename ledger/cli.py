@@ -30,12 +30,14 @@ def database_url(settings: Settings) -> Iterator[str]:
         return
     from ledger.embedded import start_postgres
 
-    server = start_postgres(settings.data_dir)
+    with _embedded_failure("LEDGER_DATABASE_URL", "PostgreSQL"):
+        server = start_postgres(settings.data_dir)
     try:
         yield server.url
     finally:
         if server.owner:
-            server.stop()
+            with _embedded_failure("LEDGER_DATABASE_URL", "PostgreSQL"):
+                server.stop()
 
 
 @contextlib.contextmanager
@@ -45,12 +47,26 @@ def nats_url(settings: Settings) -> Iterator[str]:
         return
     from ledger.embedded import start_nats
 
-    server = start_nats(settings.data_dir)
+    with _embedded_failure("LEDGER_NATS_URL", "NATS server"):
+        server = start_nats(settings.data_dir)
     try:
         yield server.url
     finally:
         if server.owner:
-            server.stop()
+            with _embedded_failure("LEDGER_NATS_URL", "NATS server"):
+                server.stop()
+
+
+@contextlib.contextmanager
+def _embedded_failure(variable: str, server: str) -> Iterator[None]:
+    """An embedded server that cannot start is one line saying why and what to do, not a traceback."""
+    try:
+        yield
+    except errors.EmbeddedServerFailed as exc:
+        raise click.ClickException(
+            f"{exc.message}. Set {variable} to use a {server} of your own, "
+            "or LEDGER_DATA_DIR to keep the embedded one elsewhere."
+        ) from None
 
 
 def run(coro):
@@ -230,7 +246,7 @@ def relay_from(settings: Settings, from_position: int) -> None:
     from consumers.relay import reset_relay
 
     async def reset():
-        conn = await _connect(url)
+        conn = await _connect(url, settings)
         try:
             await reset_relay(conn, from_position)
         finally:
@@ -285,7 +301,7 @@ def keys_create(settings: Settings, org_name: str, scopes: str, label: str | Non
     from ledger.keys import create_key, ensure_organization
 
     async def create():
-        conn = await _connect(url)
+        conn = await _connect(url, settings)
         try:
             org_id = await ensure_organization(conn, org_name)
             created, _ = await create_key(
@@ -315,7 +331,7 @@ def keys_list(settings: Settings, org_name: str | None, as_json: bool) -> None:
     from ledger.keys import find_organization, list_keys
 
     async def listing():
-        conn = await _connect(url)
+        conn = await _connect(url, settings)
         try:
             org_id = await find_organization(conn, org_name) if org_name else None
             return await list_keys(conn, org_id)
@@ -341,7 +357,7 @@ def keys_revoke(settings: Settings, key_id: int, org_name: str | None) -> None:
     from ledger.keys import find_organization, revoke_key
 
     async def revoke():
-        conn = await _connect(url)
+        conn = await _connect(url, settings)
         try:
             org_id = await find_organization(conn, org_name) if org_name else None
             await revoke_key(conn, key_id, org_id)
@@ -363,7 +379,7 @@ def verify(settings: Settings, org_name: str | None) -> None:
     from projections.verify import verify_read_models
 
     async def audit():
-        conn = await _connect(url)
+        conn = await _connect(url, settings)
         try:
             org_id = await find_organization(conn, org_name) if org_name else None
             return await audit_all(conn, org_id), await verify_read_models(conn, org_id)
@@ -402,14 +418,15 @@ def replay(settings: Settings, names: tuple[str, ...]) -> None:
                                  param_hint="--projection")
     columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("positions"),
                TimeRemainingColumn())
-    with database_url(settings) as url, Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task("replay", total=None)
-        try:
-            run(_migrate(url))
-            report = run(replay_ledger(url, names or None,
-                                       progress=lambda at, horizon: bar.update(task, completed=at, total=horizon)))
-        except (ReplayRefused, UnknownEvent) as exc:
-            raise click.ClickException(str(exc)) from None
+    with database_url(settings) as url:
+        run(_schema_ready(url, settings))  # before the bar: a refusal is its one line
+        with Progress(*columns, console=Console(stderr=True)) as bar:
+            task = bar.add_task("replay", total=None)
+            try:
+                report = run(replay_ledger(url, names or None,
+                                           progress=lambda at, horizon: bar.update(task, completed=at, total=horizon)))
+            except (ReplayRefused, UnknownEvent) as exc:
+                raise click.ClickException(str(exc)) from None
     if report.took_over:
         click.echo(f"took the projections over from projector sessions {', '.join(map(str, report.took_over))}; "
                    "they resume from the new checkpoints")
@@ -430,7 +447,7 @@ def export(settings: Settings, org_name: str | None, after: int, fmt: str) -> No
     out = sys.stdout.buffer
 
     async def export_all() -> int:
-        conn = await _connect(url)
+        conn = await _connect(url, settings)
         try:
             org_id = await find_organization(conn, org_name) if org_name else None
             return await export_ledger(conn, out.write, fmt, org_id=org_id, after=after)
@@ -443,13 +460,28 @@ def export(settings: Settings, org_name: str | None, after: int, fmt: str) -> No
     click.echo(f"exported {count} events", err=True)
 
 
-async def _connect(url: str):
+async def _connect(url: str, settings: Settings):
+    """A connection for a one-shot command, on a schema this version knows. The embedded
+    database is the tool's own: it is migrated, so a fresh one works for every command at
+    once. A LEDGER_DATABASE_URL one is somebody's production: never changed, only checked
+    (`ledger migrate` and `ledger serve` migrate it)."""
     from ledger.db import connect
-    from ledger.migrate import migrate
+    from ledger.migrate import check_schema, migrate
 
     conn = await connect(url)
-    await migrate(conn, SCHEMA_PACKAGES)  # a fresh embedded database is usable by every command at once
+    try:
+        if settings.database.url:
+            await check_schema(conn, SCHEMA_PACKAGES)
+        else:
+            await migrate(conn, SCHEMA_PACKAGES)
+    except BaseException:
+        await conn.close()
+        raise
     return conn
+
+
+async def _schema_ready(url: str, settings: Settings) -> None:
+    await (await _connect(url, settings)).close()
 
 
 if __name__ == "__main__":

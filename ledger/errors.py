@@ -126,3 +126,25 @@ class InvariantViolated(LedgerError):
 
     code = "internal_error"
     status = 500
+
+
+# --- the command line: conditions an operator fixes, never a request's fault ----------
+
+
+class EmbeddedServerFailed(LedgerError):
+    """The embedded PostgreSQL or nats-server could not start (or stop). The message is
+    one line: what failed and where its log is."""
+
+    code = "embedded_server_failed"
+    status = 503
+    default_message = "The embedded server could not start"
+
+
+class SchemaMismatch(LedgerError):
+    """The database's applied migrations are not this version's: a one-shot command
+    refuses to run instead of migrating a database somebody else operates."""
+
+    code = "schema_mismatch"
+    status = 503
+    default_message = "The database schema does not match this version of ledger"
+

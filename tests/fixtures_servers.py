@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger import embedded
 from ledger.embedded import start_nats, start_postgres
 
 
@@ -26,6 +27,22 @@ def remove_data_dir(data_dir: Path) -> None:
     if cluster.is_symlink():
         shutil.rmtree(cluster.resolve(), ignore_errors=True)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fallbacks_removed() -> Iterator[None]:
+    """Remove what start_postgres put under FALLBACK_ROOT meanwhile (clusters and copies
+    of the binaries, made as root when `nobody` cannot reach the originals); what was
+    there before stays, as another run may be using it."""
+    def present() -> set[Path]:
+        return set(embedded.FALLBACK_ROOT.iterdir()) if embedded.FALLBACK_ROOT.is_dir() else set()
+
+    before = present()
+    try:
+        yield
+    finally:
+        for path in present() - before:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

