@@ -3,7 +3,9 @@
 Every error leaves as `{"success": false, "error": code, "message": ..., "request_id": ...}`
 plus the error's extra fields. Litestar's own exceptions (bad JSON, validation, unknown
 route, wrong method, body too large, rate limit) are translated here, so no path can
-answer with a bare framework error or a 500 for bad input.
+answer with a bare framework error or a 500 for bad input; so is a database that went
+away (`503 database_unavailable`, never a 500). An error with `retry_after` carries the
+`Retry-After` header too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from api.request_ids import request_id
 from ledger import errors
+from ledger.db import connection_lost
 
 log = structlog.get_logger("api")
 
@@ -87,7 +90,16 @@ _MISSING_FIELD = re.compile(r"Object missing required field `(\w+)`")
 
 def translate(exc: Exception) -> tuple[errors.LedgerError, dict[str, str]]:
     """Any exception as a `LedgerError`, with the headers the response must carry."""
+    error, headers = _translate(exc)
+    if "retry_after" in error.extra:
+        headers.setdefault("Retry-After", str(error.extra["retry_after"]))
+    return error, headers
+
+
+def _translate(exc: Exception) -> tuple[errors.LedgerError, dict[str, str]]:
     headers = dict(getattr(exc, "headers", None) or {})
+    if connection_lost(exc):  # wherever it happened: auth, idempotency, a command, a read
+        return errors.DatabaseUnavailable(), headers
     match exc:
         case errors.LedgerError():
             return exc, headers
@@ -149,6 +161,8 @@ def error_body(request: Request, error: errors.LedgerError) -> dict:
 
 def handle_exception(request: Request, exc: Exception) -> Response:
     error, headers = translate(exc)
-    if error.status >= 500:
+    if isinstance(error, errors.DatabaseUnavailable):  # expected while it lasts: no traceback each time
+        log.warning("database unavailable", error=repr(exc), path=request.url.path)
+    elif error.status >= 500:
         log.error("unhandled error", exc_info=exc, path=request.url.path)
     return Response(error_body(request, error), status_code=error.status, headers=headers)

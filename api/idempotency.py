@@ -5,13 +5,23 @@ organization). The first request claims the key in PostgreSQL, runs, and stores 
 response if it succeeded; a failed request gives the key back so a corrected retry runs.
 A repeat with the same key and the same request gets the stored response with
 `Idempotent-Replayed: true`; with a different request, `409 idempotency_key_reused`.
-A repeat that arrives while the first is still running waits for it briefly.
+A repeat that arrives while the first is still running waits for it briefly
+(`409 idempotency_key_in_use` if it is still running then).
 The route's guards run first, so a stored response is replayed only to a caller allowed
 to make the request. A secret the response shows once (a new API key: the route's
 `opt["secret_fields"]`) is not kept: its replay says what was created, with the secret null.
 
+A request can die without giving its key back: the database restarts or fails over
+under it, or its API process is killed. Its claim names the database session that made
+it, and a repeat whose claimed session is gone takes the key over at once (any claim
+older than ABANDONED_AFTER too). Each claim carries its own token, and storing a
+response or giving the key back only touch the claim with that token, so the late end
+of a request that lost its claim cannot undo the claim of the repeat that took it over.
+
 The ledger is the second line: commands run with a command id derived from the key, so
-even a retry after a crash between commit and storing the response appends nothing new.
+a repeat of a command that was recorded before its request died (between commit and
+storing the response, or with the answer lost on the way) appends nothing new: it finds
+the recording and answers with it.
 """
 
 from __future__ import annotations
@@ -22,17 +32,22 @@ import uuid
 from datetime import timedelta
 
 import msgspec
+import structlog
 from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import statements
 from api.errors import IdempotencyKeyInUse, IdempotencyKeyReused, PayloadTooLarge
 from ledger import errors
+from ledger.db import connection_lost
+
+log = structlog.get_logger("api")
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
-WAIT_SECONDS = 10.0
-ABANDONED_AFTER = timedelta(seconds=60)
+WAIT_SECONDS = 10.0  # a repeat waits this long for the first request before `in use`
+ABANDONED_AFTER = timedelta(seconds=60)  # a claim whose session lives on, taken over after this
+_POLL = 0.05
 _KEPT_HEADERS = {"content-type", "location", "x-ledger-position"}
 _NAMESPACE = uuid.UUID("5b0e2b8e-7a43-4c69-9d0e-2f0f1c8e6a11")
 
@@ -63,15 +78,10 @@ class IdempotencyMiddleware:
         ).digest()
         pool, org_id = scope["app"].state.pool, scope["user"].org_id
 
-        if not await pool.fetchval(statements.CLAIM_IDEMPOTENCY_KEY, org_id, key_text, fingerprint):
-            record = await self._settled(pool, org_id, key_text)
-            if record["fingerprint"] != fingerprint:
-                raise IdempotencyKeyReused()
-            if record["status"] is not None:
-                await _replay(record, send)
-                return
-            if not await pool.fetchval(statements.RETAKE_IDEMPOTENCY_KEY, org_id, key_text, ABANDONED_AFTER):
-                raise IdempotencyKeyInUse()
+        token = uuid.uuid4()
+        if (record := await self._claim(pool, org_id, key_text, fingerprint, token)) is not None:
+            await _replay(record, send)
+            return
 
         status, headers, chunks = 0, [], []
 
@@ -86,12 +96,45 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, _replaying(body), capture)
         finally:
-            if 200 <= status < 300:
-                kept = {k.decode(): v.decode() for k, v in headers if k.decode().lower() in _KEPT_HEADERS}
-                stored = _without_secrets(b"".join(chunks), scope["route_handler"].opt.get("secret_fields", ()))
-                await pool.execute(statements.COMPLETE_IDEMPOTENCY_RECORD, org_id, key_text, status, kept, stored)
-            else:
-                await pool.execute(statements.RELEASE_IDEMPOTENCY_KEY, org_id, key_text)
+            try:
+                if 200 <= status < 300:
+                    kept = {k.decode(): v.decode() for k, v in headers if k.decode().lower() in _KEPT_HEADERS}
+                    stored = _without_secrets(b"".join(chunks), scope["route_handler"].opt.get("secret_fields", ()))
+                    await pool.execute(statements.COMPLETE_IDEMPOTENCY_RECORD, org_id, key_text, status, kept, stored, token)
+                else:
+                    await pool.execute(statements.RELEASE_IDEMPOTENCY_KEY, org_id, key_text, token)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                # The answer (or the error on its way out) stands. The claim stays, held by
+                # a session that is gone or going: a repeat takes it over (see _claim).
+                log.warning("idempotency key left claimed: the database is unavailable",
+                            error=repr(exc), answered=status or None)
+
+    async def _claim(self, pool, org_id: int, key: str, fingerprint: bytes, token: uuid.UUID):
+        """Claim the key for this request (None), or the stored response to replay.
+
+        A claim held by a running request is waited for, up to WAIT_SECONDS; one whose
+        request is not running any more is taken over."""
+        deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+        claim = True
+        while True:
+            if claim and await pool.fetchval(statements.CLAIM_IDEMPOTENCY_KEY, org_id, key, fingerprint, token):
+                return None
+            record = await pool.fetchrow(statements.READ_IDEMPOTENCY_RECORD, org_id, key)
+            claim = record is None  # the first request failed and gave the key back: claim anew
+            if claim:
+                continue
+            if record["fingerprint"] != fingerprint:
+                raise IdempotencyKeyReused()
+            if record["status"] is not None:
+                return record
+            if await pool.fetchval(statements.RETAKE_IDEMPOTENCY_KEY, org_id, key, ABANDONED_AFTER, token, fingerprint):
+                log.info("idempotency key taken over from a request that is not running any more")
+                return None
+            if asyncio.get_running_loop().time() > deadline:
+                raise IdempotencyKeyInUse()
+            await asyncio.sleep(_POLL)
 
     async def _read_body(self, receive: Receive) -> bytes:
         parts, size = [], 0
@@ -104,21 +147,6 @@ class IdempotencyMiddleware:
             parts.append(part)
             if not message.get("more_body", False):
                 return b"".join(parts)
-
-    async def _settled(self, pool, org_id: int, key: str):
-        """The key's record, once the request that claimed it has finished (or given up on)."""
-        deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-        while True:
-            record = await pool.fetchrow(statements.READ_IDEMPOTENCY_RECORD, org_id, key)
-            if record is None:  # the first request failed and gave the key back: claim anew
-                if await pool.fetchval(statements.CLAIM_IDEMPOTENCY_KEY, org_id, key, b""):
-                    await pool.execute(statements.RELEASE_IDEMPOTENCY_KEY, org_id, key)
-                continue
-            if record["status"] is not None or record["age"] > ABANDONED_AFTER:
-                return record
-            if asyncio.get_running_loop().time() > deadline:
-                return record
-            await asyncio.sleep(0.05)
 
 
 def _without_secrets(body: bytes, fields) -> bytes:

@@ -12,6 +12,10 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str | None = None  # checked by /readyz; the relay publishes, the API does not
     pool_min: int = 2
     pool_max: int = 20
+    # Seconds a request may wait on PostgreSQL per step: for a connection (connecting one
+    # included) and for each statement. Past it the request is `503 database_unavailable`
+    # with Retry-After: a database that is down or not answering never hangs a caller.
+    db_timeout: float = 5.0
     max_body_size: int = 1_000_000  # bytes; a command body is a few hundred
     rate_limit: int = 6000  # requests per rate_limit_unit per key
     rate_limit_unit: str = "minute"

@@ -1,2 +1,2 @@
-SELECT fingerprint, status, headers, body, now() - created_at AS age
+SELECT fingerprint, status, headers, body
 FROM idempotency_records WHERE org_id = $1 AND idempotency_key = $2
