@@ -148,3 +148,18 @@ class SchemaMismatch(LedgerError):
     status = 503
     default_message = "The database schema does not match this version of ledger"
 
+
+# --- 503: the database cannot be reached right now -----------------------------------
+
+
+class DatabaseUnavailable(LedgerError):
+    """PostgreSQL is down, restarting, failing over or not answering in time. Nothing the
+    request did is lost or half-done (a command is all or nothing); retried with the same
+    Idempotency-Key it is recorded once. Which errors mean this: `ledger.db.connection_lost`."""
+
+    code = "database_unavailable"
+    status = 503
+    default_message = "The database is unavailable; retry after Retry-After seconds"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1, **extra):
+        super().__init__(message, retry_after=retry_after, **extra)
