@@ -20,6 +20,7 @@ from api.rate_limits import UNAUTHENTICATED_PATHS, add_rate_limit_headers, rate_
 from api.request_ids import add_request_id_header
 from api.request_log import RequestLogMiddleware
 from api.routes.audit import AuditController
+from api.routes.batches import execute_batch
 from api.routes.compat import InventoryController
 from api.routes.events import EventController
 from api.routes.health import healthz, readyz
@@ -78,7 +79,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         route_handlers=[
             ItemController, ItemReadController, StockController, TransferController, JobController,
             LocationController, LocationReadController, low_stock, get_job, ApiKeyController,
-            InventoryController, WebhookController, EventController, AuditController,
+            InventoryController, WebhookController, EventController, AuditController, execute_batch,
         ],
         guards=[require_scope],
         before_request=strict_body,  # bodies strictly typed (api/bodies.py)

@@ -16,7 +16,7 @@ USER_NAME = "API"  # the transaction history's user_name for API-made changes (s
 MAX_HEADER_TEXT = 255
 
 
-def _metadata(request: Request) -> EventMetadata:
+def metadata_of(request: Request) -> EventMetadata:
     return EventMetadata(
         request_id=request_id(request.scope),
         key_id=request.user.key_id,
@@ -51,14 +51,21 @@ def _expected_version(request: Request) -> int | None:
 
 def _options(request: Request) -> dict:
     return {
-        "metadata": _metadata(request),
-        # Only a POST's Idempotency-Key is honoured (api/idempotency.py); on another method
-        # it must not become a command id, or a later POST under the same key would find
-        # that command's recording and answer with it, writing nothing.
-        "command_id": command_id(request.user.org_id, request.headers.get("idempotency-key"))
-        if request.method == "POST" else None,
+        "metadata": metadata_of(request),
+        "command_id": command_id_of(request),
         "expected_version": _expected_version(request),
     }
+
+
+def command_id_of(request: Request):
+    """The ledger command id of a POST with an Idempotency-Key (api/idempotency.py).
+
+    Only a POST's key is honoured; on another method it must not become a command id, or
+    a later POST under the same key would find that command's recording and answer with
+    it, writing nothing."""
+    if request.method != "POST":
+        return None
+    return command_id(request.user.org_id, request.headers.get("idempotency-key"))
 
 
 async def execute(request: Request, command: AnyCommand) -> CommandResult:

@@ -44,6 +44,7 @@ RELEASE_LEASE = _SQL["release_lease"]
 READ_FEED = _SQL["read_feed"]
 READ_STREAM_FEED = _SQL["read_stream_feed"]
 READ_STREAM_HEAD = _SQL["read_stream_head"]
+FIND_ITEMS_BY_PART_NUMBER = _SQL["find_items_by_part_number"]
 
 
 # --- load_snapshot, spelled out --------------------------------------------------------

@@ -189,7 +189,7 @@ class EventStore:
     async def execute_batch(
         self,
         org_id: int,
-        commands: Sequence[AnyCommand],
+        commands: Sequence[AnyCommand | errors.LedgerError],
         *,
         atomic: bool = True,
         metadata: EventMetadata | None = None,
@@ -198,6 +198,8 @@ class EventStore:
         """Decide `commands` in order, each on the state the ones before it leave, and
         record them in one transaction: all of them or none (`atomic`), or each accepted
         one while a refused one changes nothing (not `atomic`). One result per command.
+        A `LedgerError` in place of a command is a line refused before any deciding (an
+        unknown part number): it counts as refused like any other.
 
         An atomic batch with a refused command records nothing: every result is returned,
         and the caller reports the refusals. `command_id` covers the whole batch: each
@@ -206,7 +208,7 @@ class EventStore:
         """
         line_ids = [uuid.uuid5(command_id, f"line-{n}") if command_id else None for n in range(len(commands))]
         commands = [_with_transfer_id(c, line_id) for c, line_id in zip(commands, line_ids, strict=True)]
-        reads = merged([footprint(c) for c in commands])
+        reads = merged([footprint(c) for c in commands if not isinstance(c, errors.LedgerError)])
         metadata = metadata or EventMetadata()
         if command_id is not None and (recorded := await self._recorded_batch(org_id, line_ids, reads, atomic)):
             return recorded
@@ -233,7 +235,7 @@ class EventStore:
         self,
         conn,
         org_id: int,
-        commands: Sequence[AnyCommand],
+        commands: Sequence[AnyCommand | errors.LedgerError],
         reads: Footprint,
         metadata: EventMetadata,
         line_ids: Sequence[uuid.UUID | None],
@@ -245,6 +247,9 @@ class EventStore:
         decided: list[tuple[int, list[LedgerEvent], Snapshot]] = []  # index, events, slice after
         refused: dict[int, errors.LedgerError] = {}
         for n, command in enumerate(commands):
+            if isinstance(command, errors.LedgerError):
+                refused[n] = command
+                continue
             try:
                 events = decide(running, command)
             except errors.LedgerError as refusal:
@@ -376,6 +381,11 @@ class EventStore:
 
     # --- small reads the API needs around commands ----------------------------------
 
+    async def item_ids(self, org_id: int, part_numbers: list[str]) -> dict[str, int]:
+        """The ids of the (not archived) items with these part numbers."""
+        rows = await self._pool.fetch(statements.FIND_ITEMS_BY_PART_NUMBER, org_id, part_numbers)
+        return {row["part_number"]: row["item_id"] for row in rows}
+
     async def default_location(self, org_id: int) -> int | None:
         return await self._pool.fetchval(statements.READ_DEFAULT_LOCATION, org_id)
 
@@ -453,7 +463,7 @@ class EventStore:
         return CommandResult(events=recorded, position=positions[-1], snapshot=after)
 
 
-def _with_transfer_id(command: AnyCommand, command_id: uuid.UUID | None) -> AnyCommand:
+def _with_transfer_id(command, command_id: uuid.UUID | None):
     """A transfer's two halves share an id: derived from the command id, or random."""
     if isinstance(command, TransferStock) and not command.transfer_id:
         transfer_id = uuid.uuid5(command_id, "transfer") if command_id else uuid.uuid4()

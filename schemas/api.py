@@ -129,6 +129,120 @@ class JobLinesRequest(Body):
     notes: Text | None = None
 
 
+# --- batches (DESIGN 10) ---------------------------------------------------------------
+
+MAX_BATCH_LINES = 1000
+Ref = Annotated[str, msgspec.Meta(max_length=100, pattern=NO_NUL)]
+
+
+class BatchLine(Body, tag_field="kind", kw_only=True):
+    """One line of a batch: a stock command. The item by `item_id` or by `part_number`."""
+
+    ref: Ref | None = None  # echoed in the line's result
+    item_id: Id | None = None
+    part_number: Code | None = None
+
+
+class AddLine(BatchLine, tag="add"):
+    location_id: Id
+    quantity: Quantity
+    notes: Text | None = None
+
+
+class RemoveLine(BatchLine, tag="remove"):
+    location_id: Id
+    quantity: Quantity
+    notes: Text | None = None
+
+
+class AdjustLine(BatchLine, tag="adjust"):
+    location_id: Id
+    quantity: Quantity
+    reason: Text | None = None
+
+
+class CountLine(BatchLine, tag="count"):
+    location_id: Id
+    quantity: Quantity
+    reason: Text | None = None
+    expected_quantity: Count | None = None
+
+
+class TransferLine(BatchLine, tag="transfer"):
+    from_location_id: Id
+    to_location_id: Id
+    quantity: Quantity
+    notes: Text | None = None
+
+
+class ReserveLine(BatchLine, tag="reserve"):
+    job_id: Id
+    location_id: Id
+    quantity: Quantity
+    expires_at: datetime | None = None
+    notes: Text | None = None
+
+
+class ReleaseLine(BatchLine, tag="release"):
+    """Without item, location and quantity: everything the job holds (as the job route)."""
+
+    job_id: Id
+    location_id: Id | None = None
+    quantity: Quantity | None = None
+    notes: Text | None = None
+
+
+class CompleteLine(BatchLine, tag="complete"):
+    """Without item, location and quantity: exactly what the job holds (as the job route)."""
+
+    job_id: Id
+    location_id: Id | None = None
+    quantity: Quantity | None = None
+    notes: Text | None = None
+
+
+AnyBatchLine = AddLine | RemoveLine | AdjustLine | CountLine | TransferLine | ReserveLine | ReleaseLine | CompleteLine
+
+
+class BatchRequest(Body):
+    # Bounded after decoding (413 batch_too_large, not a validation error); each line is
+    # decoded on its own so that every fault names its line.
+    lines: list[dict]
+    atomic: bool = True
+
+
+class BatchLineResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    index: int
+    ref: str | None = None
+    status: str  # recorded | refused
+    position: int | None = None
+    error: str | None = None
+    message: str | None = None
+    available_quantity: int | None = None
+    # The single command's response fields, as its own route answers them.
+    item_id: int | None = None
+    location_id: int | None = None
+    new_quantity: int | None = None
+    reserved_quantity: int | None = None
+    available: int | None = None
+    previous_quantity: int | None = None
+    quantity: int | None = None
+    change: int | None = None
+    from_location: TransferSide | None = None
+    to_location: TransferSide | None = None
+    transfer_id: str | None = None
+    job_id: int | None = None
+    reserved: list[JobLineResult] | None = None
+    released: list[JobLineResult] | None = None
+    consumed: list[JobLineResult] | None = None
+
+
+class BatchResult(msgspec.Struct, kw_only=True):
+    results: list[BatchLineResult]
+    recorded: int
+    refused: int
+
+
 # --- locations ------------------------------------------------------------------------
 
 
@@ -263,9 +377,15 @@ class ListEnvelope(msgspec.Struct, Generic[T], kw_only=True):
 
 
 class ErrorDetail(msgspec.Struct, kw_only=True):
-    field: str | None
-    source: str | None  # body, query, path or header
-    message: str | None
+    field: str | None = None
+    source: str | None = None  # body, query, path or header
+    message: str | None = None
+    # A batch's refused lines (DESIGN 10): which line, and its own refusal.
+    index: int | None = None
+    line: int | None = None  # CSV: the file's line number
+    ref: str | None = None
+    error: str | None = None
+    available_quantity: int | None = None
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):

@@ -1,0 +1,287 @@
+"""Batches (DESIGN 10): up to 1,000 stock commands in one request and one transaction.
+
+`POST /api/v1/batches` takes JSON (`{"atomic": true, "lines": [...]}`) or CSV
+(`Content-Type: text/csv`, a header row, `?atomic=false` for line by line). Every line is
+decoded on its own, so every fault names its line (`index`, and the CSV `line`). The
+lines then go to the store as one batch (`EventStore.execute_batch`): decided in order on
+the running state and recorded in one append. Atomic: all or nothing, `400` with the first
+refused line's code and every refused line in `details`. Line by line: `200` with each
+line recorded or refused. A line's result carries what its own route would answer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.params import QueryParameter
+
+from api.auth import grants
+from api.bodies import decode
+from api.commands import command_id_of, metadata_of
+from api.errors import BatchTooLarge, InsufficientScope
+from api.metrics import count_command
+from api.responses import recorded
+from api.routes.jobs import job_result
+from api.routes.stock import level_result
+from api.routes.transfers import transfer_result
+from ledger import errors
+from ledger.commands import (
+    AddStock,
+    AdjustStock,
+    AnyCommand,
+    CompleteJob,
+    Line,
+    ReleaseStock,
+    RemoveStock,
+    ReserveStock,
+    SetCountedQuantity,
+    TransferStock,
+)
+from ledger.store import CommandResult, EventStore, LineResult
+from schemas.api import (
+    MAX_BATCH_LINES,
+    AddLine,
+    AdjustLine,
+    AdjustResult,
+    AnyBatchLine,
+    BatchLineResult,
+    BatchRequest,
+    BatchResult,
+    CommandEnvelope,
+    CompleteLine,
+    CountLine,
+    CountResult,
+    ReleaseLine,
+    RemoveLine,
+    ReserveLine,
+    TransferLine,
+)
+
+CSV_COLUMNS = ("kind", "ref", "item_id", "part_number", "location_id", "from_location_id", "to_location_id",
+               "job_id", "quantity", "expected_quantity", "reason", "notes", "expires_at")
+AtomicParam = Annotated[bool | None, QueryParameter(description="CSV bodies: false records line by line (default true)")]
+
+
+class _Parsed(msgspec.Struct):
+    lines: list[AnyBatchLine]
+    atomic: bool
+    csv_lines: list[int] | None  # the file's line number of every line, for CSV
+
+
+@post("/batches", operation_id="executeBatch", tags=["stock"], status_code=200)
+async def execute_batch(request: Request, atomic: AtomicParam = None) -> Response[CommandEnvelope[BatchResult]]:
+    """Many stock commands at once: all or nothing (`atomic`, the default) or line by line."""
+    parsed = _parse(request.headers.get("content-type", ""), await request.body(), atomic)
+    _check_scopes(request, parsed)
+    if request.headers.get("if-match") is not None:
+        raise errors.ValidationFailed("If-Match applies to single commands, not to batches")
+    org_id = request.user.org_id
+    store: EventStore = request.app.state.store
+    items = await _part_numbers(store, org_id, parsed.lines)
+    commands = [_command(line, items) for line in parsed.lines]
+    results = await store.execute_batch(
+        org_id, commands, atomic=parsed.atomic, metadata=metadata_of(request), command_id=command_id_of(request)
+    )
+    for command, line in zip(commands, results, strict=True):
+        name = type(command).__name__ if not isinstance(command, errors.LedgerError) else "Unresolved"
+        count_command(name, line.error.code if line.error else "accepted")
+    refused = [r for r in results if r.error is not None]
+    if parsed.atomic and refused:
+        first = refused[0].error
+        details = [_refusal_detail(r, parsed) for r in refused]
+        raise errors.BadRequest(f"line {refused[0].index}: {first.message}", code=first.code, details=details)
+    body = BatchResult(results=[_result(r, parsed, command) for r, command in zip(results, commands, strict=True)],
+                       recorded=len(results) - len(refused), refused=len(refused))
+    position = max((r.result.position for r in results if r.result is not None), default=0)
+    return recorded(request, body, position, message=f"{body.recorded} recorded, {body.refused} refused")
+
+
+# --- parsing --------------------------------------------------------------------------
+
+
+def _parse(content_type: str, raw: bytes, atomic: bool | None) -> _Parsed:
+    if content_type.split(";")[0].strip().lower() == "text/csv":
+        return _parse_csv(raw, True if atomic is None else atomic)
+    request = decode(raw or b"{}", BatchRequest)
+    if atomic is not None:
+        raise errors.ValidationFailed("the atomic query parameter is for CSV bodies; JSON says it in the body")
+    _check_size(len(request.lines))
+    lines, faults = [], []
+    for index, line in enumerate(request.lines):
+        try:
+            lines.append(msgspec.convert(line, AnyBatchLine))
+        except msgspec.ValidationError as exc:
+            faults.append({"index": index, "ref": _ref(line), "message": str(exc)})
+    _refuse_faults(faults)
+    return _Parsed(lines=lines, atomic=request.atomic, csv_lines=None)
+
+
+def _parse_csv(raw: bytes, atomic: bool) -> _Parsed:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise errors.ValidationFailed(f"the CSV body is not UTF-8 (byte {exc.start})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    if unknown := [c for c in header if c not in CSV_COLUMNS]:
+        raise errors.ValidationFailed(f"unknown CSV column(s): {', '.join(map(repr, unknown))}; "
+                                      f"columns are {', '.join(CSV_COLUMNS)}", details=[{"line": 1, "field": unknown[0]}])
+    if "kind" not in header:
+        raise errors.ValidationFailed("the CSV header must name the kind column", details=[{"line": 1, "field": "kind"}])
+    lines, numbers, faults = [], [], []
+    for index, row in enumerate(reader):
+        if index >= MAX_BATCH_LINES:
+            _check_size(index + 1)
+        number = reader.line_num
+        if None in row:  # more cells than the header names
+            faults.append({"index": index, "line": number, "message": "more cells than the header has columns"})
+            continue
+        cells = {k: v for k, v in row.items() if v not in (None, "")}
+        try:
+            lines.append(msgspec.convert(cells, AnyBatchLine, strict=False))
+            numbers.append(number)
+        except msgspec.ValidationError as exc:
+            faults.append({"index": index, "line": number, "ref": cells.get("ref"), "message": str(exc)})
+    _check_size(len(lines) + len(faults))
+    _refuse_faults(faults)
+    return _Parsed(lines=lines, atomic=atomic, csv_lines=numbers)
+
+
+def _check_size(count: int) -> None:
+    if count > MAX_BATCH_LINES:
+        raise BatchTooLarge(f"a batch holds at most {MAX_BATCH_LINES} lines")
+    if count == 0:
+        raise errors.ValidationFailed("a batch needs at least one line")
+
+
+def _refuse_faults(faults: list[dict]) -> None:
+    if faults:
+        first = faults[0]
+        where = f"line {first['line']}" if "line" in first else f"lines[{first['index']}]"
+        raise errors.ValidationFailed(f"{where}: {first['message']}", details=faults)
+
+
+def _ref(line: object) -> str | None:
+    ref = line.get("ref") if isinstance(line, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+# --- scopes ---------------------------------------------------------------------------
+
+
+def _scope(line: AnyBatchLine) -> str:
+    return "inventory:transfer" if isinstance(line, TransferLine) else "inventory:write"
+
+
+def _check_scopes(request: Request, parsed: _Parsed) -> None:
+    scopes = request.user.scopes
+    lacking = [(n, line, _scope(line)) for n, line in enumerate(parsed.lines) if not grants(scopes, _scope(line))]
+    if lacking:
+        details = [{"index": n, "ref": line.ref, "error": "insufficient_scope", "message": f"needs {scope}",
+                    **_csv_line(parsed, n)} for n, line, scope in lacking]
+        needed = sorted({scope for _, _, scope in lacking})
+        raise InsufficientScope(f"This batch requires the {' and '.join(needed)} scope", details=details)
+
+
+# --- lines as commands ----------------------------------------------------------------
+
+
+async def _part_numbers(store: EventStore, org_id: int, lines: list[AnyBatchLine]) -> dict[str, int]:
+    """The item ids of the part numbers lines name instead of an item id."""
+    wanted = sorted({line.part_number for line in lines if line.item_id is None and line.part_number})
+    if not wanted:
+        return {}
+    return await store.item_ids(org_id, wanted)
+
+
+def _command(line: AnyBatchLine, items: dict[str, int]) -> AnyCommand | errors.LedgerError:
+    """The line's command, or the refusal it meets before any deciding."""
+    item_id = line.item_id
+    if item_id is None and line.part_number is not None:
+        item_id = items.get(line.part_number)
+        if item_id is None:
+            return errors.NotFound(f"no item has part number {line.part_number!r}", code="item_not_found")
+    job_line = isinstance(line, ReleaseLine | CompleteLine)
+    if item_id is None and not (job_line and line.location_id is None and line.quantity is None):
+        return errors.ValidationFailed("item_id or part_number is required", code="missing_item_id")
+    match line:
+        case AddLine():
+            return AddStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
+        case RemoveLine():
+            return RemoveStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
+        case AdjustLine():
+            return AdjustStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, reason=line.reason)
+        case CountLine():
+            return SetCountedQuantity(item_id=item_id, location_id=line.location_id, quantity=line.quantity,
+                                      reason=line.reason, expected_quantity=line.expected_quantity)
+        case TransferLine():
+            return TransferStock(item_id=item_id, from_location_id=line.from_location_id,
+                                 to_location_id=line.to_location_id, quantity=line.quantity, notes=line.notes)
+        case ReserveLine():
+            if line.expires_at is not None:
+                if line.expires_at.tzinfo is None:
+                    return errors.ValidationFailed("expires_at needs a time zone (e.g. 2026-12-01T08:00:00Z)")
+                if line.expires_at <= datetime.now(UTC):
+                    return errors.ValidationFailed("expires_at is in the past")
+            return ReserveStock(job_id=line.job_id, lines=[Line(item_id=item_id, location_id=line.location_id,
+                                                                quantity=line.quantity)],
+                                expires_at=line.expires_at, notes=line.notes)
+        case ReleaseLine() | CompleteLine():
+            lines = None
+            if item_id is not None or line.location_id is not None or line.quantity is not None:
+                if item_id is None or line.location_id is None or line.quantity is None:
+                    return errors.ValidationFailed("a job line names item, location_id and quantity, or none of them")
+                lines = [Line(item_id=item_id, location_id=line.location_id, quantity=line.quantity)]
+            kind = ReleaseStock if isinstance(line, ReleaseLine) else CompleteJob
+            return kind(job_id=line.job_id, lines=lines, notes=line.notes)
+    raise TypeError(line)
+
+
+# --- answers --------------------------------------------------------------------------
+
+
+def _csv_line(parsed: _Parsed, index: int) -> dict:
+    return {"line": parsed.csv_lines[index]} if parsed.csv_lines is not None else {}
+
+
+def _refusal_detail(line: LineResult, parsed: _Parsed) -> dict:
+    error = line.error
+    detail = {"index": line.index, "ref": parsed.lines[line.index].ref, "error": error.code, "message": error.message,
+              **_csv_line(parsed, line.index)}
+    if "available_quantity" in error.extra:
+        detail["available_quantity"] = error.extra["available_quantity"]
+    return detail
+
+
+def _result(line: LineResult, parsed: _Parsed, command: AnyCommand | errors.LedgerError) -> BatchLineResult:
+    ref = parsed.lines[line.index].ref
+    if line.error is not None:
+        return BatchLineResult(index=line.index, ref=ref, status="refused", error=line.error.code,
+                               message=line.error.message,
+                               available_quantity=line.error.extra.get("available_quantity"))
+    fields = msgspec.structs.asdict(_answer(command, line.result))
+    return BatchLineResult(index=line.index, ref=ref, status="recorded", position=line.result.position or None, **fields)
+
+
+def _answer(command: AnyCommand, result: CommandResult) -> msgspec.Struct:
+    """What the command's own route answers (api/routes/stock.py, transfers.py, jobs.py)."""
+    match command:
+        case AddStock() | RemoveStock():
+            return level_result(result, command.item_id, command.location_id)
+        case AdjustStock():
+            return AdjustResult(new_quantity=result.snapshot.item(command.item_id).level(command.location_id).quantity)
+        case SetCountedQuantity():
+            change = sum(e.data.quantity for e in result.events) if not result.replayed else 0
+            quantity = result.snapshot.item(command.item_id).level(command.location_id).quantity
+            return CountResult(item_id=command.item_id, location_id=command.location_id,
+                               previous_quantity=quantity - change, quantity=quantity, change=change)
+        case TransferStock():
+            return transfer_result(result, command)
+        case ReserveStock() | ReleaseStock() | CompleteJob():
+            return job_result(command.job_id, result)
+    raise TypeError(command)
