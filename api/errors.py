@@ -69,6 +69,12 @@ class PayloadTooLarge(errors.LedgerError):
     default_message = "Request body is too large"
 
 
+class BatchTooLarge(errors.LedgerError):
+    code = "batch_too_large"
+    status = 413
+    default_message = "A batch holds at most 1,000 lines"
+
+
 class RateLimited(errors.LedgerError):
     code = "rate_limit_exceeded"
     status = 429
