@@ -81,6 +81,15 @@ async def find_organization(conn: asyncpg.Connection | asyncpg.Pool, name: str) 
     return org_id
 
 
+async def only_organization(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The organization when there is exactly one (a command may then leave --org out)."""
+    rows = await conn.fetch(statements.LIST_ORGANIZATIONS)
+    if len(rows) != 1:
+        names = ", ".join(r["name"] for r in rows[:5]) or "none yet"
+        raise errors.ValidationFailed(f"name the organization with --org (there are {len(rows)}: {names})")
+    return rows[0]["org_id"]
+
+
 async def create_key(
     conn: asyncpg.Connection | asyncpg.Pool,
     org_id: int,

@@ -67,7 +67,7 @@ CSV_COLUMNS = ("kind", "ref", "item_id", "part_number", "location_id", "from_loc
 AtomicParam = Annotated[bool | None, QueryParameter(description="CSV bodies: false records line by line (default true)")]
 
 
-class _Parsed(msgspec.Struct):
+class ParsedBatch(msgspec.Struct):
     lines: list[AnyBatchLine]
     atomic: bool
     csv_lines: list[int] | None  # the file's line number of every line, for CSV
@@ -80,20 +80,14 @@ async def execute_batch(request: Request, atomic: AtomicParam = None) -> Respons
     _check_scopes(request, parsed)
     if request.headers.get("if-match") is not None:
         raise errors.ValidationFailed("If-Match applies to single commands, not to batches")
-    org_id = request.user.org_id
-    store: EventStore = request.app.state.store
-    items = await _part_numbers(store, org_id, parsed.lines)
-    commands = [_command(line, items) for line in parsed.lines]
-    results = await store.execute_batch(
-        org_id, commands, atomic=parsed.atomic, metadata=metadata_of(request), command_id=command_id_of(request)
+    commands, results = await run_lines(
+        request.app.state.store, request.user.org_id, parsed, metadata=metadata_of(request),
+        command_id=command_id_of(request),
     )
-    for command, line in zip(commands, results, strict=True):
-        name = type(command).__name__ if not isinstance(command, errors.LedgerError) else "Unresolved"
-        count_command(name, line.error.code if line.error else "accepted")
     refused = [r for r in results if r.error is not None]
     if parsed.atomic and refused:
         first = refused[0].error
-        details = [_refusal_detail(r, parsed) for r in refused]
+        details = refusal_details(results, parsed)
         raise errors.BadRequest(f"line {refused[0].index}: {first.message}", code=first.code, details=details)
     body = BatchResult(results=[_result(r, parsed, command) for r, command in zip(results, commands, strict=True)],
                        recorded=len(results) - len(refused), refused=len(refused))
@@ -101,10 +95,27 @@ async def execute_batch(request: Request, atomic: AtomicParam = None) -> Respons
     return recorded(request, body, position, message=f"{body.recorded} recorded, {body.refused} refused")
 
 
+async def run_lines(
+    store: EventStore, org_id: int, parsed: ParsedBatch, *, metadata, command_id
+) -> tuple[list[AnyCommand | errors.LedgerError], list[LineResult]]:
+    """The parsed lines as commands, executed as one batch; the commands and their results."""
+    items = await _part_numbers(store, org_id, parsed.lines)
+    commands = [_command(line, items) for line in parsed.lines]
+    results = await store.execute_batch(org_id, commands, atomic=parsed.atomic, metadata=metadata, command_id=command_id)
+    for command, line in zip(commands, results, strict=True):
+        name = type(command).__name__ if not isinstance(command, errors.LedgerError) else "Unresolved"
+        count_command(name, line.error.code if line.error else "accepted")
+    return commands, results
+
+
+def refusal_details(results: list[LineResult], parsed: ParsedBatch) -> list[dict]:
+    return [_refusal_detail(r, parsed) for r in results if r.error is not None]
+
+
 # --- parsing --------------------------------------------------------------------------
 
 
-def _parse(content_type: str, raw: bytes, atomic: bool | None) -> _Parsed:
+def _parse(content_type: str, raw: bytes, atomic: bool | None) -> ParsedBatch:
     if content_type.split(";")[0].strip().lower() == "text/csv":
         return _parse_csv(raw, True if atomic is None else atomic)
     request = decode(raw or b"{}", BatchRequest)
@@ -118,14 +129,22 @@ def _parse(content_type: str, raw: bytes, atomic: bool | None) -> _Parsed:
         except msgspec.ValidationError as exc:
             faults.append({"index": index, "ref": _ref(line), "message": str(exc)})
     _refuse_faults(faults)
-    return _Parsed(lines=lines, atomic=request.atomic, csv_lines=None)
+    return ParsedBatch(lines=lines, atomic=request.atomic, csv_lines=None)
 
 
-def _parse_csv(raw: bytes, atomic: bool) -> _Parsed:
+def _parse_csv(raw: bytes, atomic: bool) -> ParsedBatch:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise errors.ValidationFailed(f"the CSV body is not UTF-8 (byte {exc.start})") from None
+    rows = list(csv_rows(text))
+    if len(rows) > MAX_BATCH_LINES:
+        _check_size(len(rows))
+    return csv_lines(rows, atomic)
+
+
+def csv_rows(text: str):
+    """The data rows of a CSV text as (file line number, cells), after checking its header."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     if unknown := [c for c in header if c not in CSV_COLUMNS]:
@@ -133,11 +152,14 @@ def _parse_csv(raw: bytes, atomic: bool) -> _Parsed:
                                       f"columns are {', '.join(CSV_COLUMNS)}", details=[{"line": 1, "field": unknown[0]}])
     if "kind" not in header:
         raise errors.ValidationFailed("the CSV header must name the kind column", details=[{"line": 1, "field": "kind"}])
+    for row in reader:
+        yield reader.line_num, row
+
+
+def csv_lines(rows: list[tuple[int, dict]], atomic: bool) -> ParsedBatch:
+    """CSV rows as batch lines; every fault names its index and the file's line."""
     lines, numbers, faults = [], [], []
-    for index, row in enumerate(reader):
-        if index >= MAX_BATCH_LINES:
-            _check_size(index + 1)
-        number = reader.line_num
+    for index, (number, row) in enumerate(rows):
         if None in row:  # more cells than the header names
             faults.append({"index": index, "line": number, "message": "more cells than the header has columns"})
             continue
@@ -149,7 +171,7 @@ def _parse_csv(raw: bytes, atomic: bool) -> _Parsed:
             faults.append({"index": index, "line": number, "ref": cells.get("ref"), "message": str(exc)})
     _check_size(len(lines) + len(faults))
     _refuse_faults(faults)
-    return _Parsed(lines=lines, atomic=atomic, csv_lines=numbers)
+    return ParsedBatch(lines=lines, atomic=atomic, csv_lines=numbers)
 
 
 def _check_size(count: int) -> None:
@@ -178,7 +200,7 @@ def _scope(line: AnyBatchLine) -> str:
     return "inventory:transfer" if isinstance(line, TransferLine) else "inventory:write"
 
 
-def _check_scopes(request: Request, parsed: _Parsed) -> None:
+def _check_scopes(request: Request, parsed: ParsedBatch) -> None:
     scopes = request.user.scopes
     lacking = [(n, line, _scope(line)) for n, line in enumerate(parsed.lines) if not grants(scopes, _scope(line))]
     if lacking:
@@ -245,11 +267,11 @@ def _command(line: AnyBatchLine, items: dict[str, int]) -> AnyCommand | errors.L
 # --- answers --------------------------------------------------------------------------
 
 
-def _csv_line(parsed: _Parsed, index: int) -> dict:
+def _csv_line(parsed: ParsedBatch, index: int) -> dict:
     return {"line": parsed.csv_lines[index]} if parsed.csv_lines is not None else {}
 
 
-def _refusal_detail(line: LineResult, parsed: _Parsed) -> dict:
+def _refusal_detail(line: LineResult, parsed: ParsedBatch) -> dict:
     error = line.error
     detail = {"index": line.index, "ref": parsed.lines[line.index].ref, "error": error.code, "message": error.message,
               **_csv_line(parsed, line.index)}
@@ -258,7 +280,7 @@ def _refusal_detail(line: LineResult, parsed: _Parsed) -> dict:
     return detail
 
 
-def _result(line: LineResult, parsed: _Parsed, command: AnyCommand | errors.LedgerError) -> BatchLineResult:
+def _result(line: LineResult, parsed: ParsedBatch, command: AnyCommand | errors.LedgerError) -> BatchLineResult:
     ref = parsed.lines[line.index].ref
     if line.error is not None:
         return BatchLineResult(index=line.index, ref=ref, status="refused", error=line.error.code,
