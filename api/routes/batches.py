@@ -12,12 +12,14 @@ line recorded or refused. A line's result carries what its own route would answe
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import QueryParameter
 
 from api.auth import grants
@@ -64,7 +66,24 @@ from schemas.api import (
 
 CSV_COLUMNS = ("kind", "ref", "item_id", "part_number", "location_id", "from_location_id", "to_location_id",
                "job_id", "quantity", "expected_quantity", "reason", "notes", "expires_at")
+LINE_KINDS = ("add", "remove", "adjust", "count", "transfer", "reserve", "release", "complete")
 AtomicParam = Annotated[bool | None, QueryParameter(description="CSV bodies: false records line by line (default true)")]
+
+
+@dataclasses.dataclass
+class _BatchOperation(Operation):
+    """The request body, documented by hand: the handler reads it itself (JSON or CSV)."""
+
+    def __post_init__(self) -> None:
+        line = Schema(type=OpenAPIType.OBJECT, required=["kind"], properties={
+            "kind": Schema(type=OpenAPIType.STRING, enum=list(LINE_KINDS)),
+            "ref": Schema(type=OpenAPIType.STRING, max_length=100)})
+        lines = Schema(type=OpenAPIType.ARRAY, items=line, min_items=1, max_items=MAX_BATCH_LINES)
+        body = Schema(type=OpenAPIType.OBJECT, required=["lines"],
+                      properties={"lines": lines, "atomic": Schema(type=OpenAPIType.BOOLEAN)})
+        self.request_body = RequestBody(required=True, content={
+            "application/json": OpenAPIMediaType(schema=body),
+            "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, description=", ".join(CSV_COLUMNS)))})
 
 
 class ParsedBatch(msgspec.Struct):
@@ -73,7 +92,7 @@ class ParsedBatch(msgspec.Struct):
     csv_lines: list[int] | None  # the file's line number of every line, for CSV
 
 
-@post("/batches", operation_id="executeBatch", tags=["stock"], status_code=200)
+@post("/batches", operation_id="executeBatch", tags=["stock"], status_code=200, operation_class=_BatchOperation)
 async def execute_batch(request: Request, atomic: AtomicParam = None) -> Response[CommandEnvelope[BatchResult]]:
     """Many stock commands at once: all or nothing (`atomic`, the default) or line by line."""
     parsed = _parse(request.headers.get("content-type", ""), await request.body(), atomic)
