@@ -70,6 +70,7 @@ class Relay(BackgroundLoop):
         keepalives: Keepalives = KEEPALIVES,  # a silent owner loses the lease after keepalives.drop_after
     ):
         self.dsn, self.nats_url, self.name, self.replicas = dsn, nats_url, name, replicas
+        self.lease_role = f"relay:{name}"  # the lease this relay owns by
         self.lease = LeaseConnection(dsn, "ledger relay", keepalives=keepalives)
         self.batch_size, self.ack_timeout = batch_size, ack_timeout
         self.fast_poll, self.idle_poll, self.claim_interval = fast_poll, idle_poll, claim_interval
@@ -89,7 +90,7 @@ class Relay(BackgroundLoop):
             conn = await self.lease.open()
             stack.push_async_callback(self.lease.close)  # gives the lease back
             self.owner = False
-            if not await self.lease.acquire(f"relay:{self.name}", every=self.claim_interval, sleep=self._sleep):
+            if not await self.lease.acquire(self.lease_role, every=self.claim_interval, sleep=self._sleep):
                 return
             self.owner = True
             stack.callback(setattr, self, "owner", False)

@@ -11,10 +11,15 @@ gone, in that order, before a standby can take over. Standbys try every
 
 A session ends at once when its process dies (the kernel closes the socket), but not
 when the owner's host vanishes or the network between them goes silent: the server then
-learns of it only through TCP keepalives. Every lease connection sets them in code
-(`Keepalives`), so a silent owner is dropped after `idle + interval * count` seconds
-(25 s by default) whatever the server's own configuration says, and a standby takes
-over within that plus one `claim_interval` (tests/test_lease.py measures it).
+learns of it only from TCP. Every lease connection tells the server in code, whatever
+its own configuration says (`Keepalives`), to drop the session after `idle + interval *
+count` seconds of silence (25 s by default), and a standby takes over within that plus
+one `claim_interval` (tests/test_lease.py measures both cases):
+- an idle owner: the server's keepalive probes go unanswered (tcp_keepalives_*);
+- an owner that went silent while the server was sending it something (a busy owner,
+  almost always): keepalives are not sent while data is unacknowledged, and the kernel
+  would retransmit for about 15 minutes (tcp_retries2); tcp_user_timeout bounds how long
+  sent data may stay unacknowledged to the same time.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ class Keepalives(msgspec.Struct, frozen=True, kw_only=True):
             "tcp_keepalives_idle": str(self.idle),
             "tcp_keepalives_interval": str(self.interval),
             "tcp_keepalives_count": str(self.count),
+            # Milliseconds sent data may stay unacknowledged (Linux; with keepalives on it
+            # also caps their wait): the silent owner's bound for a busy connection too.
+            "tcp_user_timeout": str(self.drop_after * 1000),
         }
 
 

@@ -57,6 +57,7 @@ class Emitter(BackgroundLoop):
         keepalives: Keepalives = KEEPALIVES,  # a silent owner loses the lease after keepalives.drop_after
     ):
         self.dsn, self.nats_url, self.settings, self.name = dsn, nats_url, settings, name
+        self.lease_role = f"webhooks.emitter:{name}"  # the lease this emitter owns by
         self.lease = LeaseConnection(dsn, "ledger webhook emitter", keepalives=keepalives)
         self.batch_size, self.claim_interval = batch_size, claim_interval
         self.on_recorded = on_recorded  # wakes this process's deliverer without a round trip
@@ -75,8 +76,7 @@ class Emitter(BackgroundLoop):
             conn = await self.lease.open()
             stack.push_async_callback(self.lease.close)  # gives the lease back
             self.owner = False
-            if not await self.lease.acquire(f"webhooks.emitter:{self.name}", every=self.claim_interval,
-                                            sleep=self._sleep):
+            if not await self.lease.acquire(self.lease_role, every=self.claim_interval, sleep=self._sleep):
                 return
             self.owner = True
             stack.callback(setattr, self, "owner", False)
