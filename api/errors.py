@@ -4,8 +4,8 @@ Every error leaves as `{"success": false, "error": code, "message": ..., "reques
 plus the error's extra fields. Litestar's own exceptions (bad JSON, validation, unknown
 route, wrong method, body too large, rate limit) are translated here, so no path can
 answer with a bare framework error or a 500 for bad input; so is a database that went
-away (`503 database_unavailable`, never a 500). An error with `retry_after` carries the
-`Retry-After` header too.
+away (`503 database_unavailable`, never a 500). Every 503, and any error with
+`retry_after`, carries the `Retry-After` header.
 """
 
 from __future__ import annotations
@@ -97,8 +97,10 @@ _MISSING_FIELD = re.compile(r"Object missing required field `(\w+)`")
 def translate(exc: Exception) -> tuple[errors.LedgerError, dict[str, str]]:
     """Any exception as a `LedgerError`, with the headers the response must carry."""
     error, headers = _translate(exc)
-    if "retry_after" in error.extra:
-        headers.setdefault("Retry-After", str(error.extra["retry_after"]))
+    # Every 503 (database_unavailable, not_caught_up, ...) says when to come back.
+    retry_after = error.extra.get("retry_after", 1 if error.status == 503 else None)
+    if retry_after is not None:
+        headers.setdefault("Retry-After", str(retry_after))
     return error, headers
 
 

@@ -26,6 +26,7 @@ EVERY_OPERATION = {
     403: _error("insufficient_scope, or forbidden by the key's IP allow-list"),
     404: _error("not_found: no such resource in the caller's organization"),
     429: _error("rate_limit_exceeded: see Retry-After and X-RateLimit-*"),
+    503: _error("database_unavailable: PostgreSQL is unreachable (restarting, failing over); retry after Retry-After"),
 }
 WRITES = {
     409: _error("A conflict (duplicate_part_number, stock_remains) or idempotency_key_reused"),
@@ -33,7 +34,8 @@ WRITES = {
     413: _error("payload_too_large"),
 }
 READS = {
-    503: _error("not_caught_up: the read models have not reached min_position yet; retry"),
+    503: _error("not_caught_up: the read models have not reached min_position yet; or database_unavailable;"
+                " retry after Retry-After"),
 }
 API_PREFIX = "/api/"
 

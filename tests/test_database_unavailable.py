@@ -131,3 +131,10 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(data
             ]
             assert [r.status_code for r in answers] == [200, 200, 200], [r.text for r in answers]
         assert (await client.get(f"{V1}/items/{item}", headers=headers)).json()["data"]["item"]["quantity_on_hand"] == 8
+
+
+def test_every_503_says_when_to_come_back():
+    from api.consistency import NotCaughtUp
+
+    error, headers = translate(NotCaughtUp(position=5))
+    assert error.status == 503 and headers["Retry-After"] == "1"
