@@ -262,6 +262,15 @@ class EventStore:
                 running = apply(running, event)
             decided.append((n, events, running))
         all_events = [e for _, events, _ in decided for e in events]
+        if (refused or not all_events) and line_ids and line_ids[0] is not None:
+            # A refusal (or nothing to do) may come from this very batch: a call with the
+            # same command id may have recorded it since our first look, and we decided on
+            # the state it left. Its recording is then the answer; deciding again would
+            # refuse it, or, line by line, record on top the lines it refused. (If it
+            # commits after our load, we decided on the state it did, and our append
+            # collides with its events, unless a third writer moved that state in between.)
+            if (recorded := await self._recorded_batch(org_id, line_ids, reads, atomic, conn)) is not None:
+                return recorded
         if (atomic and refused) or not all_events:
             if atomic and refused:  # nothing is recorded: every line leaves the slice as it was
                 decided = [(n, [], snapshot) for n, _, _ in decided]
@@ -277,7 +286,7 @@ class EventStore:
         return _line_results(refused, lines)
 
     async def _recorded_batch(
-        self, org_id: int, line_ids: Sequence[uuid.UUID | None], reads: Footprint, atomic: bool
+        self, org_id: int, line_ids: Sequence[uuid.UUID | None], reads: Footprint, atomic: bool, conn=None
     ) -> list[LineResult] | None:
         """The results of a batch recorded earlier under the same command id, if it was.
 
@@ -289,7 +298,9 @@ class EventStore:
         recorded atomic batch refused nothing).
         """
         events: dict[int, list[EventEnvelope]] = {n: [] for n in range(len(line_ids))}
-        async with self._connection() as conn:
+        # On the attempt's own connection when it has one: a second from the pool while
+        # holding the first could wait forever on an exhausted pool.
+        async with self._connection() if conn is None else contextlib.nullcontext(conn) as conn:
             pending, k = list(events), 0
             while pending and k < MAX_EVENTS_PER_COMMAND:
                 found = {e.event_id: e for e in envelopes(
