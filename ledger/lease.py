@@ -24,6 +24,7 @@ one `claim_interval` (tests/test_lease.py measures both cases):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 
@@ -114,6 +115,8 @@ class LeaseConnection:
         return self.conn
 
     async def try_acquire(self, role: str) -> bool:
+        if role in self.held:
+            return True  # advisory locks count: taking one twice would need two releases
         if await try_acquire(self.conn, role):
             self.held.add(role)
             return True
@@ -131,15 +134,20 @@ class LeaseConnection:
         self.held.discard(role)
         await release(self.conn, role)
 
-    async def close(self) -> None:
-        """Give every lease back and close; if the session is gone or going, its locks go with it."""
+    async def close(self, timeout: float = 2.0) -> None:
+        """Give every lease back and close; if the session is gone, going or silent (it
+        does not answer within `timeout`), drop it: its locks go with it."""
         conn, self.conn = self.conn, None
         held, self.held = self.held, set()
         if conn is None:
             return
         try:
-            for role in sorted(held):
-                await release(conn, role)
-            await conn.close(timeout=2)
+            async with asyncio.timeout(timeout):
+                for role in sorted(held):
+                    await release(conn, role)
+                await conn.close()
         except Exception:  # noqa: BLE001 - a broken or silent session: drop it without waiting
             conn.terminate()
+        except BaseException:  # cancelled on the way: never leave the session (and its locks) behind
+            conn.terminate()
+            raise
