@@ -115,14 +115,16 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(data
         for n in range(3):
             admin = await asyncpg.connect(database_url)
             try:
-                ended = await admin.fetchval(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                ended = [r["pid"] for r in await admin.fetch(
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
+                )]
+                assert ended
+                while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", ended):
+                    await asyncio.sleep(0.02)  # terminating is a signal: wait until they are gone
             finally:
                 await admin.close()
-            assert ended > 0
-            await asyncio.sleep(0.2)  # the pool's sockets see the server's goodbye
+            await asyncio.sleep(0.1)  # the pool's sockets see the server's goodbye
             answers = [
                 await client.post(f"{V1}/items/{item}/add", json={"location_id": location, "quantity": 1},
                                   headers={**headers, "Idempotency-Key": f"add-{n}"}),
