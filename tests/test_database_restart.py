@@ -128,17 +128,17 @@ async def test_a_database_crash_and_restart_is_survived():
     with scratch_data_dir("ledger-restart-pg-") as pg_dir, scratch_data_dir("ledger-restart-nats-") as nats_dir:
         server = embedded.start_postgres(pg_dir, durable=True)
         nats_server = embedded.start_nats(nats_dir)
-        api = None
+        service = LedgerProcess("serve", ["serve", "all", "--workers", "1"],
+                                ledger_env(server.url, nats_server.url, LEDGER_PORT=str(free_port())), pg_dir)
         try:
-            api = await _run(pg_dir, server.url, nats_server.url)
+            await _run(pg_dir, server.url, nats_server.url, service)
         finally:
-            if api is not None:
-                api.stop()
+            service.stop()
             embedded.start_postgres(pg_dir, durable=True).stop()  # whichever run is up now
             nats_server.stop()
 
 
-async def _run(pg_dir: Path, url: str, nats_url: str) -> LedgerProcess:
+async def _run(pg_dir: Path, url: str, nats_url: str, api: LedgerProcess) -> None:
     await migrate_dsn(url, SCHEMA_PACKAGES)
     conn = await connect(url)
     try:
@@ -147,10 +147,8 @@ async def _run(pg_dir: Path, url: str, nats_url: str) -> LedgerProcess:
     finally:
         await conn.close()
 
-    port = free_port()
-    api = LedgerProcess("serve", ["serve", "all", "--workers", "1"], ledger_env(url, nats_url, LEDGER_PORT=str(port)), pg_dir)
     api.start()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{api.env['LEDGER_PORT']}"
 
     async def up() -> bool:
         try:
@@ -207,6 +205,7 @@ async def _run(pg_dir: Path, url: str, nats_url: str) -> LedgerProcess:
         "longest single request (s)": round(load.longest, 2),
     }
     print("\nDATABASE RESTART FIGURES", json.dumps(figures, indent=2))
+    print("SERVER LOG, warnings and errors by event:", json.dumps(_log_summary(api.output()), indent=2))
     assert not stuck, f"{len(stuck)} clients still retrying {SETTLE_BOUND}s after the restart: {figures}"
     assert not load.violations, load.violations[:20]
     assert load.answers.get("503 database_unavailable", 0) > 0, "the crash was not noticed by any request"
@@ -218,9 +217,7 @@ async def _run(pg_dir: Path, url: str, nats_url: str) -> LedgerProcess:
     await _check_ledger(url, org_id, load, location, items)
     await _check_roles(url, nats_url, org_id, held, location, restarted_at_wall=time.time() - (time.monotonic() - load.restarted_at))
     output = api.output()
-    print("SERVER LOG, warnings and errors by logger and event:", json.dumps(_log_summary(output), indent=2))
     assert "unhandled error" not in output, [line for line in output.splitlines() if "unhandled error" in line][:3]
-    return api
 
 
 def _log_summary(output: str) -> dict[str, int]:
