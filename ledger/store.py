@@ -26,7 +26,7 @@ from ledger.footprint import Footprint, footprint, merged
 from ledger.hashing import GENESIS, event_hash
 from ledger.records import envelopes
 from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
-from ledger.stream_queues import StreamQueues
+from ledger.group_commit import GroupCommit
 from schemas import (
     EventEnvelope,
     EventMetadata,
@@ -62,6 +62,32 @@ class LineResult:
     index: int
     result: CommandResult | None = None
     error: errors.LedgerError | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unit:
+    """What one caller asked for: a command (`execute`), or a batch of them, atomic or
+    line by line (`execute_batch`). A group commit records several units at once."""
+
+    commands: Sequence[AnyCommand | errors.LedgerError]
+    line_ids: Sequence[uuid.UUID | None]  # each command's id: its events' ids derive from it
+    metadata: EventMetadata
+    atomic: bool
+    reads: Footprint
+    command_id: uuid.UUID | None  # the unit's own, to find its recording
+    expected_version: int | None = None  # If-Match, of a single command
+
+
+def _version_refusal(unit: _Unit, heads: dict[str, tuple[int, str]], written: dict[str, int]) -> errors.LedgerError | None:
+    """A single command's If-Match against its stream as the commands before it leave it."""
+    if unit.expected_version is None:
+        return None
+    stream = unit.reads.target_stream
+    current = heads.get(stream, (0, GENESIS))[0] + written.get(stream, 0)
+    if current == unit.expected_version:
+        return None
+    return errors.VersionConflict(f"{stream} is at version {current}, not {unit.expected_version}",
+                                  current_version=current)
 
 
 # --- rows of the loaded slice ---------------------------------------------------------
@@ -105,11 +131,15 @@ _decode_stock = msgspec.json.Decoder(list[_StockRow]).decode
 class _StreamRaced(Exception):
     """Another command appended to one of our streams between our load and our append."""
 
+    def __init__(self, streams: set[str] = frozenset()):
+        super().__init__()
+        self.streams = set(streams)  # what the attempt was going to write: the next one locks them
+
 
 class EventStore:
     def __init__(self, pool: asyncpg.Pool | asyncpg.Connection):
         self._pool = pool
-        self._queues = StreamQueues()
+        self._groups: GroupCommit[_Unit, list[LineResult]] = GroupCommit(self._record_group)
         self.lost_races = 0  # first attempts another writer beat to a stream (then retried under locks)
 
     # --- commands ----------------------------------------------------------------------
@@ -154,37 +184,12 @@ class EventStore:
         reads = footprint(command)
         if expected_version is not None and reads.target_stream is None:
             raise errors.ValidationFailed("If-Match applies only to commands on a single item or location")
-        metadata = metadata or EventMetadata()
-        if command_id is not None:
-            # Recorded already? Then that recording is the answer, whatever the state
-            # says now (deciding again could refuse, or find nothing left to do).
-            if (recorded := await self._recorded(org_id, command_id, reads)) is not None:
-                return recorded
-        # One optimistic attempt; after a lost race, attempts under the streams' row locks.
-        async with self._queues.turn(org_id, _queue_keys(reads)):
-            for attempt in range(_ATTEMPTS):
-                try:
-                    if attempt == 0:
-                        async with self._connection() as conn:
-                            return await self._attempt(
-                                conn, org_id, command, reads, metadata, command_id, expected_version
-                            )
-                    async with self._connection() as conn, conn.transaction():
-                        locked = await self._lock(conn, org_id, reads)
-                        return await self._attempt(
-                            conn, org_id, command, reads, metadata, command_id, expected_version, locked
-                        )
-                except _StreamRaced:
-                    self.lost_races += 1
-                    if expected_version is not None:
-                        raise errors.VersionConflict(
-                            f"{reads.target_stream} changed while the command was being decided"
-                        ) from None
-                except errors.DuplicateEvent:  # recorded by a concurrent retry of the same command
-                    if (recorded := await self._recorded(org_id, command_id, reads)) is not None:
-                        return recorded
-                    raise
-            raise errors.Conflict("the command kept racing other writers; try again")
+        unit = _Unit(commands=[command], line_ids=[command_id], metadata=metadata or EventMetadata(), atomic=True,
+                     reads=reads, command_id=command_id, expected_version=expected_version)
+        [line] = await self._run(org_id, unit)
+        if line.error is not None:
+            raise line.error
+        return line.result
 
     async def execute_batch(
         self,
@@ -209,94 +214,162 @@ class EventStore:
         line_ids = [uuid.uuid5(command_id, f"line-{n}") if command_id else None for n in range(len(commands))]
         commands = [_with_transfer_id(c, line_id) for c, line_id in zip(commands, line_ids, strict=True)]
         reads = merged([footprint(c) for c in commands if not isinstance(c, errors.LedgerError)])
-        metadata = metadata or EventMetadata()
-        if command_id is not None and (recorded := await self._recorded_batch(org_id, line_ids, reads, atomic)):
-            return recorded
-        async with self._queues.turn(org_id, _queue_keys(reads)):
-            for attempt in range(_ATTEMPTS):
-                try:
-                    if attempt == 0:
-                        async with self._connection() as conn:
-                            return await self._attempt_batch(conn, org_id, commands, reads, metadata, line_ids, atomic)
-                    async with self._connection() as conn, conn.transaction():
-                        locked = await self._lock(conn, org_id, reads)
-                        return await self._attempt_batch(
-                            conn, org_id, commands, reads, metadata, line_ids, atomic, locked
-                        )
-                except _StreamRaced:
-                    self.lost_races += 1
-                except errors.DuplicateEvent:  # recorded by a concurrent retry of the same batch
-                    if command_id is not None and (recorded := await self._recorded_batch(org_id, line_ids, reads, atomic)):
-                        return recorded
-                    raise
-            raise errors.Conflict("the batch kept racing other writers; try again")
+        unit = _Unit(commands=commands, line_ids=line_ids, metadata=metadata or EventMetadata(), atomic=atomic,
+                     reads=reads, command_id=command_id)
+        return await self._run(org_id, unit)
 
-    async def _attempt_batch(
-        self,
-        conn,
-        org_id: int,
-        commands: Sequence[AnyCommand | errors.LedgerError],
-        reads: Footprint,
-        metadata: EventMetadata,
-        line_ids: Sequence[uuid.UUID | None],
-        atomic: bool,
-        locked: set[str] | None = None,
-    ) -> list[LineResult]:
+    async def _run(self, org_id: int, unit: _Unit) -> list[LineResult]:
+        # Recorded already? Then that recording is the answer, whatever the state says now
+        # (deciding again could refuse, or find nothing left to do).
+        if unit.command_id is not None and (recorded := await self._recorded(org_id, unit)) is not None:
+            return recorded
+        return await self._groups.submit(org_id, unit)
+
+    async def _record_group(self, org_id: int, units: Sequence[_Unit]) -> list[list[LineResult] | Exception]:
+        """Record a group; a unit whose command id an earlier unit of the group carries
+        (the same request sent twice at once) is answered with that unit's recording."""
+        first: dict[uuid.UUID, int] = {}
+        same = {i: first.setdefault(u.command_id, i) for i, u in enumerate(units) if u.command_id is not None}
+        distinct = [u for i, u in enumerate(units) if same.get(i, i) == i]
+        answers = iter(await self._record_distinct(org_id, distinct))
+        results: list[list[LineResult] | Exception] = []
+        for i in range(len(units)):
+            results.append(next(answers) if same.get(i, i) == i else _as_replayed(results[same[i]]))
+        return results
+
+    async def _record_distinct(self, org_id: int, units: Sequence[_Unit]) -> list[list[LineResult] | Exception]:
+        """Record a group of units (group_commit.py): one optimistic attempt; after a lost
+        race, attempts under the row locks of the streams it writes. When the append itself
+        is refused (a duplicate part number, a command recorded meanwhile by another
+        process), each unit is recorded alone, so the refusal reaches only its own caller."""
+        reads = merged([u.reads for u in units])
+        streams: set[str] = set()
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._connection() as conn:
+                    if attempt == 0:
+                        return await self._decide_and_append(conn, org_id, units, reads)
+                    async with conn.transaction():
+                        locked = await self._lock(conn, org_id, reads, streams)
+                        return await self._decide_and_append(conn, org_id, units, reads, locked)
+            except _StreamRaced as raced:
+                self.lost_races += 1
+                streams |= raced.streams
+            except errors.LedgerError as refused:
+                if len(units) > 1:
+                    return [(await self._record_distinct(org_id, [unit]))[0] for unit in units]
+                unit = units[0]
+                if isinstance(refused, errors.DuplicateEvent) and unit.command_id is not None:
+                    if (recorded := await self._recorded(org_id, unit)) is not None:
+                        return [recorded]
+                return [refused]
+        return [errors.Conflict("the command kept racing other writers; try again")] * len(units)
+
+    async def _decide_and_append(
+        self, conn, org_id: int, units: Sequence[_Unit], reads: Footprint, locked: set[str] | None = None
+    ) -> list[list[LineResult]]:
+        """Decide every unit's commands in order on the running slice, and append what was
+        accepted in one call. An atomic unit with a refused command contributes nothing."""
         snapshot, heads = (Snapshot(), {}) if reads.empty else await load_snapshot(conn, org_id, reads)
         running = snapshot
-        decided: list[tuple[int, list[LedgerEvent], Snapshot]] = []  # index, events, slice after
-        refused: dict[int, errors.LedgerError] = {}
-        for n, command in enumerate(commands):
-            if isinstance(command, errors.LedgerError):
-                refused[n] = command
-                continue
-            try:
-                events = decide(running, command)
-            except errors.LedgerError as refusal:
-                refused[n] = refusal
-                continue
-            if len(events) > MAX_EVENTS_PER_COMMAND:
-                refused[n] = errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
-                continue
-            for event in events:
-                running = apply(running, event)
-            decided.append((n, events, running))
-        all_events = [e for _, events, _ in decided for e in events]
-        if (refused or not all_events) and line_ids and line_ids[0] is not None:
-            # A refusal (or nothing to do) may come from this very batch: a call with the
-            # same command id may have recorded it since our first look, and we decided on
-            # the state it left. Its recording is then the answer; deciding again would
-            # refuse it, or, line by line, record on top the lines it refused. (If it
-            # commits after our load, we decided on the state it did, and our append
-            # collides with its events, unless a third writer moved that state in between.)
-            if (recorded := await self._recorded_batch(org_id, line_ids, reads, atomic, conn)) is not None:
-                return recorded
-        if (atomic and refused) or not all_events:
-            if atomic and refused:  # nothing is recorded: every line leaves the slice as it was
-                decided = [(n, [], snapshot) for n, _, _ in decided]
-            return _line_results(refused, [(n, [], after) for n, _, after in decided])
-        if locked is not None and not {stream_of(e) for e in all_events} <= locked:
-            raise _StreamRaced()  # a job took a hold on another item since we looked: lock again
-        event_ids = [i for n, events, _ in decided for i in _event_ids(line_ids[n], len(events))]
-        appended = await self._append(conn, org_id, snapshot, heads, all_events, metadata, event_ids)
-        lines, at = [], 0
-        for n, events, after in decided:
-            lines.append((n, appended.events[at:at + len(events)], after))
-            at += len(events)
-        return _line_results(refused, lines)
+        written: dict[str, int] = {}  # events per stream decided so far (If-Match counts them)
+        plans: list[tuple[dict[int, errors.LedgerError], list[tuple[int, list[LedgerEvent], Snapshot]]]] = []
+        events, event_ids, metadata = [], [], []
+        for unit in units:
+            refused, decided, unit_running = {}, [], running
+            for n, command in enumerate(unit.commands):
+                refusal = command if isinstance(command, errors.LedgerError) else _version_refusal(unit, heads, written)
+                if refusal is None:
+                    try:
+                        decided_events = decide(unit_running, command)
+                        if len(decided_events) > MAX_EVENTS_PER_COMMAND:
+                            raise errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
+                    except errors.LedgerError as exc:
+                        refusal = exc
+                if refusal is not None:
+                    refused[n] = refusal
+                    continue
+                for event in decided_events:
+                    unit_running = apply(unit_running, event)
+                decided.append((n, decided_events, unit_running))
+            if unit.atomic and refused:  # records nothing: every command leaves the slice as it was
+                decided = [(n, [], running) for n, _, _ in decided]
+            running = unit_running if not (unit.atomic and refused) else running
+            for n, unit_events, _ in decided:
+                events.extend(unit_events)
+                event_ids.extend(_event_ids(unit.line_ids[n], len(unit_events)))
+                metadata.extend([unit.metadata] * len(unit_events))
+                for event in unit_events:
+                    written[stream_of(event)] = written.get(stream_of(event), 0) + 1
+            plans.append((refused, decided))
+        if found := await self._recorded_meanwhile(conn, org_id, units, plans):
+            # Their recordings answer them; the others were decided on a state that had
+            # them twice: decide those again without them.
+            rest = [u for i, u in enumerate(units) if i not in found]
+            again = iter(await self._decide_and_append(conn, org_id, rest, reads, locked) if rest else [])
+            return [found[i] if i in found else next(again) for i in range(len(units))]
+        if locked is not None and not (writes := {stream_of(e) for e in events}) <= locked:
+            raise _StreamRaced(writes)  # a job took a hold on another item since we looked: lock again
+        appended = await self._append(conn, org_id, snapshot, heads, events, metadata, event_ids) if events else []
+        results, at = [], 0
+        for unit, (refused, decided) in zip(units, plans, strict=True):
+            lines = []
+            for n, unit_events, after in decided:
+                lines.append((n, appended[at:at + len(unit_events)], after))
+                at += len(unit_events)
+            results.append(_line_results(refused, lines))
+            if unit.line_ids == [unit.command_id] and not refused and not lines[0][1] and unit.reads.target_stream:
+                # A single command that changed nothing answers with its stream's position.
+                position = await conn.fetchval(statements.READ_STREAM_POSITION, org_id, unit.reads.target_stream)
+                results[-1] = [dataclasses.replace(results[-1][0], result=msgspec.structs.replace(
+                    results[-1][0].result, position=position))]
+        return results
 
-    async def _recorded_batch(
-        self, org_id: int, line_ids: Sequence[uuid.UUID | None], reads: Footprint, atomic: bool, conn=None
-    ) -> list[LineResult] | None:
-        """The results of a batch recorded earlier under the same command id, if it was.
+    async def _recorded_meanwhile(self, conn, org_id: int, units: Sequence[_Unit], plans) -> dict[int, list[LineResult]]:
+        """Units with a command id whose decision refused a command or found nothing to do,
+        that a call with the same command id recorded since their first look: this
+        decision then ran on the state that recording left (deciding again would refuse
+        it, or, line by line, record on top the lines it refused)."""
+        found = {}
+        for i, (unit, (refused, decided)) in enumerate(zip(units, plans, strict=True)):
+            if unit.command_id is None or not (refused or not any(e for _, e, _ in decided)):
+                continue
+            if (recorded := await self._recorded(org_id, unit, conn)) is not None:
+                found[i] = recorded
+        return found
 
-        A batch is recorded in one transaction, so one event of any of its commands means
+    @contextlib.asynccontextmanager
+    async def _connection(self):
+        """One connection for the whole command (a store made on a connection uses it)."""
+        if isinstance(self._pool, asyncpg.Pool):
+            async with self._pool.acquire() as conn:
+                yield conn
+        else:
+            yield self._pool
+
+    async def _lock(self, conn, org_id: int, reads: Footprint, streams: set[str]) -> set[str]:
+        """Lock every stream the group may write, in one sorted statement: the item
+        streams it reads, the streams a raced attempt was going to write (a location's,
+        a new item's), and the items a job holds stock of (found first)."""
+        streams = streams | {f"item-{i}" for i in reads.items}
+        if reads.job_ids:
+            snapshot, _ = await load_snapshot(conn, org_id, reads)
+            streams |= {f"item-{i}" for i in snapshot.items}
+        await conn.execute(statements.LOCK_STREAMS, org_id, sorted(streams))
+        return streams
+
+    async def _recorded(self, org_id: int, unit: _Unit, conn=None) -> list[LineResult] | None:
+        """The results of a unit recorded earlier under the same command id, if it was.
+
+        A unit is recorded in one transaction, so one event of any of its commands means
         all of it. The events of each command are found by their derived ids, the first
         of every command at once, then the next of those that had one, and so on (a
         handful of rounds, not a probe of every id a command could have). A command that
         recorded nothing was a refusal (line by line) or changed nothing (atomic: a
-        recorded atomic batch refused nothing).
+        recorded atomic unit refused nothing). The slice is as it is now: a replay says
+        what was recorded, not what followed it then.
         """
+        line_ids = unit.line_ids
         events: dict[int, list[EventEnvelope]] = {n: [] for n in range(len(line_ids))}
         # On the attempt's own connection when it has one: a second from the pool while
         # holding the first could wait forever on an exhausted pool.
@@ -315,80 +388,12 @@ class EventStore:
                 pending, k = still, k + 1
             if not any(events.values()):
                 return None
-            snapshot = Snapshot() if reads.empty else (await load_snapshot(conn, org_id, reads))[0]
-        refused = {} if atomic else {n: errors.BadRequest("this line recorded nothing when the batch was first "
-                                                          "carried out", code="not_recorded")
-                                     for n, recorded in events.items() if not recorded}
+            snapshot = Snapshot() if unit.reads.empty else (await load_snapshot(conn, org_id, unit.reads))[0]
+        refused = {} if unit.atomic else {n: errors.BadRequest("this line recorded nothing when the batch was first "
+                                                               "carried out", code="not_recorded")
+                                          for n, recorded in events.items() if not recorded}
         lines = [(n, recorded, snapshot) for n, recorded in events.items() if n not in refused]
         return _line_results(refused, lines, replayed=True)
-
-    @contextlib.asynccontextmanager
-    async def _connection(self):
-        """One connection for the whole command (a store made on a connection uses it)."""
-        if isinstance(self._pool, asyncpg.Pool):
-            async with self._pool.acquire() as conn:
-                yield conn
-        else:
-            yield self._pool
-
-    async def _lock(self, conn, org_id: int, reads: Footprint) -> set[str]:
-        """Lock every stream the command may write, in one sorted statement.
-
-        A job's holds may be on items the command does not name; they are found first.
-        """
-        streams = {f"item-{i}" for i in reads.items} or {f"location-{loc}" for loc in reads.locations}
-        if reads.job_ids:
-            snapshot, _ = await load_snapshot(conn, org_id, reads)
-            streams |= {f"item-{i}" for i in snapshot.items}
-        await conn.execute(statements.LOCK_STREAMS, org_id, sorted(streams))
-        return streams
-
-    async def _attempt(
-        self,
-        conn,
-        org_id: int,
-        command: AnyCommand,
-        reads: Footprint,
-        metadata: EventMetadata,
-        command_id: uuid.UUID | None,
-        expected_version: int | None,
-        locked: set[str] | None = None,
-    ) -> CommandResult:
-        snapshot, heads = (Snapshot(), {}) if reads.empty else await load_snapshot(conn, org_id, reads)
-        if expected_version is not None:
-            current = heads.get(reads.target_stream, (0, GENESIS))[0]
-            if current != expected_version:
-                raise errors.VersionConflict(
-                    f"{reads.target_stream} is at version {current}, not {expected_version}",
-                    current_version=current,
-                )
-        events = decide(snapshot, command)
-        if locked is not None and not {stream_of(e) for e in events} <= locked:
-            raise _StreamRaced()  # a job took a hold on another item since we looked: lock again
-        if len(events) > MAX_EVENTS_PER_COMMAND:
-            raise errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
-        if not events:
-            position = 0
-            if reads.target_stream:
-                position = await conn.fetchval(statements.READ_STREAM_POSITION, org_id, reads.target_stream)
-            return CommandResult(events=[], position=position, snapshot=snapshot)
-        return await self._append(conn, org_id, snapshot, heads, events, metadata, _event_ids(command_id, len(events)))
-
-    async def _recorded(self, org_id: int, command_id: uuid.UUID, reads: Footprint) -> CommandResult | None:
-        """The events a command recorded earlier under the same command id, if it did.
-
-        The snapshot is the slice as it is now (the one right after the first recording
-        is not kept): a replay can say what was recorded, not what followed it then.
-        """
-        ids = [_event_id(command_id, n) for n in range(MAX_EVENTS_PER_COMMAND)]
-        async with self._connection() as conn:
-            recorded = envelopes(await conn.fetch(statements.READ_EVENTS_BY_ID, ids))
-            if not recorded:
-                return None
-            if recorded[0].org_id != org_id:
-                raise errors.Conflict("this command id was already used by another organization")
-            snapshot = Snapshot() if reads.empty else (await load_snapshot(conn, org_id, reads))[0]
-        return CommandResult(events=recorded, position=recorded[-1].position, snapshot=snapshot, replayed=True)
 
     # --- small reads the API needs around commands ----------------------------------
 
@@ -412,10 +417,11 @@ class EventStore:
         before: Snapshot,
         heads: dict[str, tuple[int, str]],
         events: Sequence[LedgerEvent],
-        metadata: EventMetadata,
+        metadata: Sequence[EventMetadata],
         event_ids: Sequence[uuid.UUID],
-    ) -> CommandResult:
-        """Record `events` (ids `event_ids`) after the slice `before` at `heads`, in one call."""
+    ) -> list[EventEnvelope]:
+        """Record `events` (ids `event_ids`, each with its caller's `metadata`) after the
+        slice `before` at `heads`, in one call; the events as recorded."""
         recorded_at = datetime.now(UTC)
         heads = dict(heads)
         after = before
@@ -427,14 +433,14 @@ class EventStore:
             version += 1
             hash_ = event_hash(
                 prev_hash, event_id=event_id, org_id=org_id, stream=stream, version=version,
-                type=event.__struct_config__.tag, data=event, metadata=metadata, recorded_at=recorded_at,
+                type=event.__struct_config__.tag, data=event, metadata=metadata[n], recorded_at=recorded_at,
             )
             heads[stream] = (version, hash_)
             after = apply(after, event)
             rows.append(
                 EventEnvelope(
                     event_id=event_id, position=0, org_id=org_id, stream=stream, version=version,
-                    type=event.__struct_config__.tag, data=event, metadata=metadata,
+                    type=event.__struct_config__.tag, data=event, metadata=metadata[n],
                     recorded_at=recorded_at, prev_hash=prev_hash, hash=hash_,
                 )
             )
@@ -442,7 +448,10 @@ class EventStore:
         stock, holds = _stock_changes(before, after)
         items = [after.items[e.data.item_id] for e in rows if isinstance(e.data, ItemCreated | ItemUpdated | ItemDeleted)]
         locations = [after.locations[e.data.location_id] for e in rows if isinstance(e.data, LocationCreated | LocationUpdated)]
-        encoded_metadata = _encode(metadata)
+        encoded: dict[int, bytes] = {}  # a group's events share a handful of metadata objects
+        for m in metadata:
+            if id(m) not in encoded:
+                encoded[id(m)] = _encode(m)
         try:
             positions = await conn.fetchval(
                 statements.APPEND_EVENTS,
@@ -452,7 +461,7 @@ class EventStore:
                 [e.version for e in rows],
                 [e.type for e in rows],
                 [_encode(e.data) for e in rows],
-                [encoded_metadata] * len(rows),
+                [encoded[id(m)] for m in metadata],
                 [recorded_at] * len(rows),
                 [e.prev_hash for e in rows],
                 [e.hash for e in rows],
@@ -467,11 +476,10 @@ class EventStore:
         except asyncpg.UniqueViolationError as exc:
             raise _conflict(exc) from None
         except asyncpg.DeadlockDetectedError:
-            raise _StreamRaced() from None  # not expected (heads lock in order); retried anyway
+            raise _StreamRaced(written) from None  # not expected (heads lock in order); retried anyway
         except asyncpg.CheckViolationError as exc:
             raise errors.InvariantViolated(f"the database refused the write: {exc.constraint_name}") from exc
-        recorded = [msgspec.structs.replace(e, position=p) for e, p in zip(rows, positions, strict=True)]
-        return CommandResult(events=recorded, position=positions[-1], snapshot=after)
+        return [msgspec.structs.replace(e, position=p) for e, p in zip(rows, positions, strict=True)]
 
 
 def _with_transfer_id(command, command_id: uuid.UUID | None):
@@ -480,6 +488,13 @@ def _with_transfer_id(command, command_id: uuid.UUID | None):
         transfer_id = uuid.uuid5(command_id, "transfer") if command_id else uuid.uuid4()
         return msgspec.structs.replace(command, transfer_id=str(transfer_id))
     return command
+
+
+def _as_replayed(results: list[LineResult] | Exception) -> list[LineResult] | Exception:
+    if isinstance(results, Exception):
+        return results
+    return [r if r.result is None else dataclasses.replace(r, result=msgspec.structs.replace(r.result, replayed=True))
+            for r in results]
 
 
 def _line_results(
@@ -492,14 +507,6 @@ def _line_results(
         results.append(LineResult(index=n, result=CommandResult(
             events=list(events), position=position, snapshot=after, replayed=replayed)))
     return sorted(results, key=lambda r: r.index)
-
-
-def _queue_keys(reads: Footprint) -> list[str]:
-    """What a command waits its turn on in this process: the items it touches (or its
-    location), and its job."""
-    keys = [f"item-{i}" for i in reads.items] or [f"location-{loc}" for loc in reads.locations]
-    keys.extend(f"job-{job_id}" for job_id in reads.job_ids)
-    return keys
 
 
 async def load_snapshot(
@@ -552,7 +559,7 @@ def _conflict(exc: asyncpg.UniqueViolationError) -> Exception:
     """The one place a unique violation is given its meaning."""
     match exc.constraint_name:
         case "events_stream_version_key":
-            return _StreamRaced()
+            return _StreamRaced()  # the caller locks the streams it writes before trying again
         case "events_event_id_key":
             return errors.DuplicateEvent()
         case "item_state_part_number_key":
