@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ("1a", "1b", "1c", "1d", "1e", "2", "3", "4", "5", "6", "7")
+# 1f-1j and 2b-2c: the plain durable write ratios, keyed commands, batches of 10 and 100
+# lines, and the batches against the eventsourcing peer.
+ROWS = ("1a", "1b", "1c", "1d", "1e", "1f", "1g", "1h", "1i", "1j", "2", "2b", "2c", "3", "4", "5", "6", "7")
 
 
 def test_quick_benchmark_prints_every_row(postgres_url):
@@ -25,4 +27,8 @@ def test_quick_benchmark_prints_every_row(postgres_url):
     rows = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     keys = [line.split("|")[1].strip() for line in rows[1:]]
     assert set(ROWS) <= set(keys), f"rows missing from the table:\n{run.stdout}"
+    # Every new row measured something (a failing section would have said `error:`).
+    figures = {line.split("|")[1].strip(): line.split("|")[3] for line in rows[1:]}
+    for key in ("1f", "1h", "1i", "1j", "2b", "2c"):
+        assert "/s" in figures[key], f"row {key} has no rate:\n{run.stdout}"
     assert "stale pgbench scripts" not in run.stdout, run.stdout

@@ -10,6 +10,9 @@ interpreter (or a GIL) with the service it measures.
 Drivers:
 - `http`: a minimal HTTP/1.1 keep-alive client on asyncio streams (requests pre-built
   as bytes, responses parsed by hand): much less client CPU per request than httpx.
+  With `batch: N` every request is one atomic `POST /api/v1/batches` of N lines drawn
+  from the mix (a line per draw), and the counts are in lines; with `keyed` every
+  request carries an `Idempotency-Key` of its own.
 - `asyncpg`: the two statements of each pgbench script (tests/bench/pgbench/), prepared,
   with the same parameters: the baseline without HTTP, framework or the store's Python.
   For the `read` kind, the read-model statement the item route runs
@@ -24,22 +27,29 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import json
+import re
 import resource
 import sys
 import time
+import uuid
 
 import msgspec
 
 from tests.bench.workload import EVENTS, Commands, Setting, parse_script, to_positional
 
 _encode = msgspec.json.encode
+_RECORDED = re.compile(rb'"recorded":(\d+)')  # data.recorded of a batch's answer
 
 
 class HttpClient:
-    def __init__(self, host: str, port: int, key: str):
+    def __init__(self, host: str, port: int, key: str, *, keyed: bool = False):
         self.host, self.port = host, port
         self._headers = (f"Host: {host}:{port}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n").encode()
+        # Unique per request across processes and runs: a random prefix and a counter.
+        self._keys = (f"Idempotency-Key: bench-{uuid.uuid4().hex}-{n}\r\n".encode() for n in itertools.count()) \
+            if keyed else None
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -66,13 +76,39 @@ class HttpClient:
                     "items": [{"item_id": v["item"], "location_id": v["loc"], "quantity": v["qty"]}]}
             case _:
                 raise ValueError(kind)
+        return self._post(path, body)
+
+    def _post(self, path: str, body: object) -> bytes:
         payload = _encode(body)
-        return (f"POST {path} HTTP/1.1\r\n".encode() + self._headers
+        key = next(self._keys) if self._keys is not None else b""
+        return (f"POST {path} HTTP/1.1\r\n".encode() + self._headers + key
                 + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+
+    @staticmethod
+    def _line(kind: str, v: dict[str, int]) -> dict:
+        """One batch line (DESIGN 10) for a single-item command of the mix."""
+        line = {"kind": kind, "item_id": v["item"], "location_id": v["loc"], "quantity": v["qty"]}
+        match kind:
+            case "add" | "remove":
+                return line
+            case "adjust":
+                return {**line, "reason": "bench"}
+        raise ValueError(f"no batch line for {kind!r} in the bench")
 
     async def call(self, kind: str, v: dict[str, int]) -> tuple[int, int | None]:
         """(status, ledger position of the command's last event)."""
-        self.writer.write(self._request(kind, v))
+        status, position, _ = await self._exchange(self._request(kind, v))
+        return status, position
+
+    async def batch(self, lines: list[tuple[str, dict[str, int]]]) -> tuple[int, int | None, int]:
+        """One atomic batch: (status, position of its last event, lines recorded)."""
+        request = self._post("/api/v1/batches", {"atomic": True, "lines": [self._line(k, v) for k, v in lines]})
+        status, position, body = await self._exchange(request)
+        found = _RECORDED.search(body) if 200 <= status < 300 else None
+        return status, position, int(found.group(1)) if found else 0
+
+    async def _exchange(self, request: bytes) -> tuple[int, int | None, bytes]:
+        self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
@@ -81,19 +117,22 @@ class HttpClient:
             if line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
+        body = b""
         if "content-length" in headers:
-            await self.reader.readexactly(int(headers["content-length"]))
+            body = await self.reader.readexactly(int(headers["content-length"]))
         elif headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
             while True:
                 size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                await self.reader.readexactly(size + 2)
+                chunks.append((await self.reader.readexactly(size + 2))[:-2])
                 if size == 0:
                     break
+            body = b"".join(chunks)
         if headers.get("connection", "").lower() == "close":
             await self.close()
             await self.open()
         position = headers.get("x-ledger-position")
-        return status, int(position) if position else None
+        return status, int(position) if position else None, body
 
 
 class PgClient:
@@ -180,8 +219,10 @@ async def run(spec: dict) -> dict:
     setting = Setting(**spec["setting"])
     mix: dict[str, int] = spec["mix"]
     connections, offset = spec["connections"], spec["client_offset"]
+    batch = spec.get("batch")  # lines per request (HTTP batches), or None: one command per request
     if spec["driver"] == "http":
-        clients = [HttpClient(spec["host"], spec["port"], spec["key"]) for _ in range(connections)]
+        clients = [HttpClient(spec["host"], spec["port"], spec["key"], keyed=spec.get("keyed", False))
+                   for _ in range(connections)]
     else:
         clients = [PgClient(spec["dsn"], list(mix)) for _ in range(connections)]
     await asyncio.gather(*(c.open() for c in clients))
@@ -206,7 +247,7 @@ async def run(spec: dict) -> dict:
     interval = connections / rate if rate else 0.0
     latencies: list[int] = []
     done: list[tuple[float, int]] = []  # (wall time of the answer, position), measured window only
-    counts = {"commands": 0, "events": 0, "errors": 0}
+    counts = {"commands": 0, "events": 0, "errors": 0, "requests": 0}  # commands: lines of batches
     statuses: dict[str, int] = {}
 
     async def client(n: int) -> None:
@@ -221,16 +262,22 @@ async def run(spec: dict) -> dict:
             begin = time.perf_counter()
             if begin >= until:
                 return
-            kind, values = stream.next()
-            status, position = await c.call(kind, values)
+            if batch:
+                status, position, lines = await c.batch([stream.next() for _ in range(batch)])
+                events = lines  # single-item lines: one event each
+            else:
+                kind, values = stream.next()
+                status, position = await c.call(kind, values)
+                lines, events = 1, EVENTS.get(kind, 1)
             end = time.perf_counter()
             if begin < measure_from or end > until:
                 continue
             statuses[str(status)] = statuses.get(str(status), 0) + 1
-            if 200 <= status < 300:
+            if 200 <= status < 300 and lines:
                 latencies.append(int((end - begin) * 1e6))
-                counts["commands"] += 1
-                counts["events"] += EVENTS.get(kind, 1)
+                counts["requests"] += 1
+                counts["commands"] += lines
+                counts["events"] += events
                 if poller is not None and position:
                     done.append((time.time(), position))
             else:
