@@ -88,6 +88,10 @@ async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -
     needed = handler.opt.get("scope")
     if needed and not grants(connection.user.scopes, needed):
         raise InsufficientScope(f"This endpoint requires the {needed} scope")
+    # A route whose body says which scope each part needs (batches) first needs one of them.
+    any_of = handler.opt.get("any_scope", ())
+    if any_of and not any(grants(connection.user.scopes, s) for s in any_of):
+        raise InsufficientScope(f"This endpoint requires the {' or '.join(any_of)} scope")
 
 
 def caller(connection: ASGIConnection) -> ApiKey:

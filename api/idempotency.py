@@ -71,8 +71,13 @@ class IdempotencyMiddleware:
         # Printable only: the key is stored as text, where a NUL fails in PostgreSQL (a 500).
         if not key_text or len(key_text) > MAX_KEY_LENGTH or not key_text.isprintable():
             raise errors.ValidationFailed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
-        await scope["route_handler"].authorize_connection(ASGIConnection(scope))
+        handler = scope["route_handler"]
+        await handler.authorize_connection(ASGIConnection(scope))
         body = await self._read_body(receive)
+        # A route whose body decides the scopes (a batch's lines) checks them before any
+        # replay too: a stored answer goes only to a caller who could make the request.
+        if (body_scopes := handler.opt.get("body_scopes")) is not None:
+            body_scopes(scope, body)
         fingerprint = hashlib.sha256(
             b"\0".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
         ).digest()

@@ -196,3 +196,14 @@ async def test_a_batchs_events_reach_the_read_models_like_any_others(api, pool):
     r = await client.get(f"/api/v1/items/{item}/transactions")
     types = [t["transaction_type"] for t in r.json()["data"]]
     assert sorted(types) == sorted(["Add", "Add", "Transfer_out", "Transfer_in"])
+
+
+async def test_a_stored_batch_answer_is_replayed_only_to_a_key_allowed_every_line(api, pool):
+    client, item, main, van = api
+    body = {"lines": [{"kind": "transfer", "item_id": item, "from_location_id": main, "to_location_id": van, "quantity": 1}]}
+    first = await client.post("/api/v1/batches", json=body, headers={"Idempotency-Key": "t-1"})
+    assert first.status_code == 200
+    write_only = await key_for(pool, scopes=("inventory:write",))
+    again = await client.post("/api/v1/batches", json=body, headers={**write_only, "Idempotency-Key": "t-1"})
+    assert (again.status_code, again.json()["error"]) == (403, "insufficient_scope")
+    assert "Idempotent-Replayed" not in again.headers

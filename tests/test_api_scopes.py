@@ -66,6 +66,11 @@ ROUTES = [
     ("create key", KEYS, 201, lambda w: ("POST", f"{V1}/api-keys", None, {"scopes": [KEYS]})),
     ("list keys", KEYS, 200, lambda w: ("GET", f"{V1}/api-keys", None, None)),
     ("revoke key", KEYS, 200, lambda w: ("DELETE", f"{V1}/api-keys/{w['victim_key']}", None, None)),
+    ("batch of adds", WRITE, 200, lambda w: ("POST", f"{V1}/batches", None,
+                                              {"lines": [{"kind": "add", "item_id": w["item"], "location_id": w["warehouse"], "quantity": 1}]})),
+    ("batch of transfers", TRANSFER, 200, lambda w: ("POST", f"{V1}/batches", None,
+                                                     {"lines": [{"kind": "transfer", "item_id": w["item"], "from_location_id": w["warehouse"],
+                                                                 "to_location_id": w["van"], "quantity": 1}]})),
     # Seed 004's surface, with seed 004's scopes.
     ("seed: list items", READ, 200, lambda w: ("GET", INV, {"category": "Filters", "per_page": 25}, None)),
     ("seed: get item", READ, 200, lambda w: ("GET", INV, {"id": w["item"]}, None)),

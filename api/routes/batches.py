@@ -92,11 +92,13 @@ class ParsedBatch(msgspec.Struct):
     csv_lines: list[int] | None  # the file's line number of every line, for CSV
 
 
-@post("/batches", operation_id="executeBatch", tags=["stock"], status_code=200, operation_class=_BatchOperation)
+@post("/batches", operation_id="executeBatch", tags=["stock"], status_code=200, operation_class=_BatchOperation,
+      opt={"any_scope": ("inventory:write", "inventory:transfer"), "body_scopes": lambda scope, body: check_scopes(
+          scope["user"].scopes, _parse(_header(scope, b"content-type"), body, _query_atomic(scope)))})
 async def execute_batch(request: Request, atomic: AtomicParam = None) -> Response[CommandEnvelope[BatchResult]]:
     """Many stock commands at once: all or nothing (`atomic`, the default) or line by line."""
     parsed = _parse(request.headers.get("content-type", ""), await request.body(), atomic)
-    _check_scopes(request, parsed)
+    check_scopes(request.user.scopes, parsed)
     if request.headers.get("if-match") is not None:
         raise errors.ValidationFailed("If-Match applies to single commands, not to batches")
     commands, results = await run_lines(
@@ -219,14 +221,25 @@ def _scope(line: AnyBatchLine) -> str:
     return "inventory:transfer" if isinstance(line, TransferLine) else "inventory:write"
 
 
-def _check_scopes(request: Request, parsed: ParsedBatch) -> None:
-    scopes = request.user.scopes
+def check_scopes(scopes: list[str], parsed: ParsedBatch) -> None:
+    """Each line needs its own scope (a transfer `inventory:transfer`, the rest `inventory:write`)."""
     lacking = [(n, line, _scope(line)) for n, line in enumerate(parsed.lines) if not grants(scopes, _scope(line))]
     if lacking:
         details = [{"index": n, "ref": line.ref, "error": "insufficient_scope", "message": f"needs {scope}",
                     **_csv_line(parsed, n)} for n, line, scope in lacking]
         needed = sorted({scope for _, _, scope in lacking})
         raise InsufficientScope(f"This batch requires the {' and '.join(needed)} scope", details=details)
+
+
+def _header(scope, name: bytes) -> str:
+    return dict(scope.get("headers", [])).get(name, b"").decode("latin-1")
+
+
+def _query_atomic(scope) -> bool | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("atomic")
+    return None if not values else values[-1].lower() not in ("false", "0")
 
 
 # --- lines as commands ----------------------------------------------------------------
