@@ -1,7 +1,8 @@
 """The pure heart of the ledger: `decide(snapshot, command)` and `evolve(state, event)`.
 
 No I/O here. The store loads a `Snapshot`, calls `decide`, and appends what comes back;
-the write model, replay, `verify` and as-of reads all fold events with the same `evolve`.
+the write model, `verify` and as-of reads all fold events with the same `evolve`, whose
+stock arithmetic is `ledger.effects` (which the projections and the replay use too).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ledger.commands import (
     UpdateItem,
     UpdateLocation,
 )
-from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
+from ledger.effects import apply_to_level, is_stock_event
+from ledger.state import ItemState, LocationState, Snapshot
 from schemas import (
     MAX_QUANTITY,
     ItemCreated,
@@ -51,66 +53,24 @@ from schemas import (
 
 
 def evolve(state: ItemState | LocationState, event: LedgerEvent) -> ItemState | LocationState:
-    """Apply one event to the state of its stream; the version moves by one."""
+    """Apply one event to the state of its stream; the version moves by one.
+
+    What a stock event does to its place is `ledger.effects` (the one definition of it).
+    """
     match state, event:
         case ItemState(), ItemCreated(attributes=attributes) | ItemUpdated(attributes=attributes):
             return replace(state, version=state.version + 1, attributes=attributes)
         case ItemState(), ItemDeleted():
             return replace(state, version=state.version + 1, deleted=True)
-        case ItemState(), _ if _is_stock_event(event):
+        case ItemState(), _ if is_stock_event(event):
             before = state.level(event.location_id)
-            level = _move(before, event)
+            level = apply_to_level(before, event)
             stock = {**state.stock, event.location_id: level}
             on_hand = state.quantity_on_hand + level.quantity - before.quantity
             return replace(state, version=state.version + 1, stock=stock, quantity_on_hand=on_hand)
         case LocationState(), LocationCreated(attributes=attributes) | LocationUpdated(attributes=attributes):
             return replace(state, version=state.version + 1, attributes=attributes)
     raise TypeError(f"{type(event).__name__} does not apply to {type(state).__name__}")
-
-
-def _is_stock_event(event: LedgerEvent) -> bool:
-    return isinstance(
-        event,
-        StockAdded
-        | StockRemoved
-        | StockAdjusted
-        | TransferredOut
-        | TransferredIn
-        | StockReserved
-        | StockReleased
-        | JobCompleted,
-    )
-
-
-def _move(level: StockLevel, event: LedgerEvent) -> StockLevel:
-    quantity, reserved, holds = level.quantity, level.reserved, level.holds
-    match event:
-        case StockAdded(quantity=n) | TransferredIn(quantity=n) | StockAdjusted(quantity=n):
-            quantity += n
-        case StockRemoved(quantity=n) | TransferredOut(quantity=n):
-            quantity -= n
-        case StockReserved(job_id=job, quantity=n, expires_at=expires_at):
-            # A job reserving more at a place it already holds renews the hold's expiry.
-            reserved += n
-            holds = {**holds, job: Hold(quantity=level.held(job) + n, expires_at=expires_at)}
-        case StockReleased(job_id=job, quantity=n):
-            reserved -= n
-            holds = _less_held(holds, job, n)
-        case JobCompleted(job_id=job, quantity=n, from_reserved=r):
-            quantity -= n
-            reserved -= r
-            holds = _less_held(holds, job, r)
-    return StockLevel(quantity=quantity, reserved=reserved, holds=holds, recorded=True)
-
-
-def _less_held(holds: dict[int, Hold], job_id: int, n: int) -> dict[int, Hold]:
-    if n == 0:
-        return holds
-    hold = holds[job_id]
-    changed = {**holds, job_id: Hold(quantity=hold.quantity - n, expires_at=hold.expires_at)}
-    if hold.quantity == n:
-        del changed[job_id]
-    return changed
 
 
 def apply(snapshot: Snapshot, event: LedgerEvent) -> Snapshot:

@@ -13,10 +13,10 @@ from datetime import datetime
 
 import asyncpg
 
-from projections.movement import change
+from ledger.effects import effect
 from projections.projection import ReadModel, columns
 from projections.statements import READ_MODEL_SCHEMA
-from schemas import EventEnvelope, ItemAttributes, ItemCreated, ItemDeleted, ItemUpdated, StockEvent
+from schemas import EventEnvelope, ItemAttributes, ItemCreated, ItemDeleted, ItemUpdated
 
 
 class _Item:
@@ -45,9 +45,9 @@ class Items(ReadModel):
         for e in events:
             data = e.data
             quantity = 0
-            if isinstance(data, StockEvent):
-                quantity = change(data)[0]
-                if not quantity:  # Reserve and Release leave the total on hand as it is
+            if (moved := effect(data)) is not None:
+                quantity = moved.quantity
+                if not quantity:  # moves no stock on hand (Reserve, Release): the total stays as it is
                     continue
             elif not isinstance(data, ItemCreated | ItemUpdated | ItemDeleted):
                 continue

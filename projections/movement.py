@@ -1,7 +1,4 @@
-"""What one stock event does to the numbers at its (item, location), in one place.
-
-`change` is the effect on (quantity, reserved), the same arithmetic as `ledger.decide`'s
-evolve. `signed_quantity` is the transaction history's `quantity`:
+"""The transaction history's signed `quantity`, as `ledger.effects` defines it (`Effect.shown`):
 
 - every movement of stock on hand shows its change of on-hand quantity: Add +n,
   Remove -n, Adjust as signed, Transfer_out -n, Transfer_in +n, Job_complete -n (all it
@@ -13,37 +10,9 @@ evolve. `signed_quantity` is the transaction history's `quantity`:
 
 from __future__ import annotations
 
-from schemas import (
-    JobCompleted,
-    LedgerEvent,
-    StockAdded,
-    StockAdjusted,
-    StockReleased,
-    StockRemoved,
-    StockReserved,
-    TransferredIn,
-    TransferredOut,
-)
-
-
-def change(event: LedgerEvent) -> tuple[int, int]:
-    """(quantity change, reserved change) at the event's place; (0, 0) for lifecycle events."""
-    match event:
-        case StockAdded(quantity=n) | TransferredIn(quantity=n) | StockAdjusted(quantity=n):
-            return n, 0
-        case StockRemoved(quantity=n) | TransferredOut(quantity=n):
-            return -n, 0
-        case StockReserved(quantity=n):
-            return 0, n
-        case StockReleased(quantity=n):
-            return 0, -n
-        case JobCompleted(quantity=n, from_reserved=r):
-            return -n, -r
-    return 0, 0
+from ledger.effects import effect
+from schemas import LedgerEvent
 
 
 def signed_quantity(event: LedgerEvent) -> int:
-    quantity, reserved = change(event)
-    if isinstance(event, StockReserved | StockReleased):
-        return quantity - reserved  # the change of available
-    return quantity
+    return effect(event).shown

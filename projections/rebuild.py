@@ -3,8 +3,10 @@
 A projector applies the ledger through Python, batch by batch, at tens of microseconds
 an event (decoding, then rows sent back). A rebuild starts from empty tables and may read
 the ledger where it lies: each chunk of positions is decoded once into a stage table
-(`stage_replay_events.sql`), and every read model is then changed by one statement per
-chunk (`rebuild_*.sql`), merged exactly as the projector's `apply_*.sql` merges a batch.
+(`stage_replay_events.sql`, each event's effect on stock worked out there by the rules of
+`ledger.effects`, see `stage_sql.py`), and every read model is then changed by one
+statement per chunk (`rebuild_*.sql`), merged exactly as the projector's `apply_*.sql`
+merges a batch.
 Chunks are applied in order, so the result is the projector's result cut into other
 batches, which every projection must allow anyway (projection.py). Chunks are large
 because each one costs a merge of every row it touches.
@@ -28,6 +30,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 
 from projections.projection import ReadModel
+from projections.stage_sql import stage_statement
 from projections.statements import READ_MODEL_SCHEMA, checked_schema, in_schema
 from schemas import EVENT_TYPES
 
@@ -120,6 +123,7 @@ class Rebuild:
         self.tables = [t for p in projections for t in p.tables]
         self._statements = [(in_schema(name, schema), cost) for p in projections for name, cost in REBUILDS[p.base_name]]
         self._history = in_schema("rebuild_transactions", schema)
+        self._stage = stage_statement(schema)  # with every event type's effect on stock
         self.events = 0  # applied so far
 
     def _sql(self, name: str) -> str:
@@ -160,7 +164,7 @@ class Rebuild:
                 progress(after + int((upto - after) * min(done / total, 1.0)))
 
         staged = await asyncio.gather(*(
-            conn.execute(self._sql("stage_replay_events"), *cut) for conn, cut in zip(self.conns, cuts, strict=True)
+            conn.execute(self._stage, *cut) for conn, cut in zip(self.conns, cuts, strict=True)
         ))
         advance(STAGE_COST)
         unknown = await first.fetchrow(self._sql("find_unknown_staged"), list(EVENT_TYPES))

@@ -2,10 +2,11 @@
 
 `verify` compares these with the live tables. Stock levels, totals on hand, holds and
 attributes come from `evolve`, the same fold the write model and as-of reads use, not
-from the projections' own arithmetic, so a projection bug shows up there as surely as an
-edited row does. What `evolve` does not keep (when things happened, what a job consumed
-and released in all) is counted here alongside it; a transaction row is the event itself
-in the history's words (`projections/transactions.py`), checked for drift.
+from the projections' batching and SQL, so a projection bug shows up there as surely as
+an edited row does. What `evolve` does not keep (when things happened, what a job
+consumed and released in all) is counted here alongside it, from the same
+`ledger.effects`; a transaction row is the event itself in the history's words
+(`projections/transactions.py`), checked for drift.
 """
 
 from __future__ import annotations
@@ -13,20 +14,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from ledger.decide import evolve
+from ledger.effects import effect, is_stock_event
 from ledger.state import ItemState, LocationState
-from projections.transactions import job_id, notes, related_location_id
 from projections.movement import signed_quantity
-from schemas import (
-    EventEnvelope,
-    ItemCreated,
-    ItemDeleted,
-    ItemUpdated,
-    JobCompleted,
-    LocationCreated,
-    StockEvent,
-    StockReleased,
-    StockReserved,
-)
+from projections.transactions import job_id, notes, related_location_id
+from schemas import EventEnvelope, ItemCreated, ItemDeleted, ItemUpdated, LocationCreated
 
 # The key columns of each read-model table, in primary-key order.
 KEYS = {
@@ -61,17 +53,12 @@ class Refold:
             self._dated((org, "item", data.item_id), at, isinstance(data, ItemCreated))
             return
         self.moved[(org, data.item_id, data.location_id)] = at
-        if isinstance(data, StockReserved | StockReleased | JobCompleted):
-            place = (org, data.job_id, data.item_id, data.location_id)
+        moved = effect(data)
+        if moved.job_id is not None:
+            place = (org, moved.job_id, data.item_id, data.location_id)
             consumed, released, expires_at = self.jobs.get(place, (0, 0, None))
-            match data:
-                case StockReserved(expires_at=expires_at):
-                    pass
-                case StockReleased(quantity=n):
-                    released += n
-                case JobCompleted(quantity=n):
-                    consumed += n
-            self.jobs[place] = (consumed, released, expires_at)
+            self.jobs[place] = (consumed + moved.consumed, released + moved.released,
+                                moved.expires_at if moved.renews else expires_at)
 
     def _dated(self, key: tuple, at: datetime, created: bool) -> None:
         if created:
@@ -132,7 +119,7 @@ class Refold:
 def transaction_row(e: EventEnvelope) -> dict[str, object] | None:
     """The transaction history row of a stock event (None for any other event)."""
     data = e.data
-    if not isinstance(data, StockEvent):
+    if not is_stock_event(data):
         return None
     return {
         "org_id": e.org_id, "item_id": data.item_id, "transaction_type": e.type, "quantity": signed_quantity(data),

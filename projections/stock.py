@@ -3,7 +3,8 @@
 `stock` has a row for every place that ever saw a movement, even once it is back at 0
 (as the write model keeps a record there). `job_holdings` has a row for every (job,
 item, location) a job ever reserved or consumed at: reserved now, consumed and released
-in all, and the expiry of its latest reservation there.
+in all, and the expiry of its latest reservation there. What each event changes is
+`ledger.effects`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from datetime import datetime
 
 import asyncpg
 
-from projections.movement import change
+from ledger.effects import effect
 from projections.projection import ReadModel, columns
 from projections.statements import READ_MODEL_SCHEMA
-from schemas import EventEnvelope, JobCompleted, StockEvent, StockReleased, StockReserved
+from schemas import EventEnvelope
 
 
 class _Holding:
@@ -42,24 +43,20 @@ class Stock(ReadModel):
         holdings: dict[tuple[int, int, int, int], _Holding] = {}
         for e in events:
             data = e.data
-            if not isinstance(data, StockEvent):
+            if (moved := effect(data)) is None:
                 continue
-            quantity, reserved = change(data)
             level = levels.setdefault((e.org_id, data.item_id, data.location_id), [0, 0, None])
-            level[0] += quantity
-            level[1] += reserved
+            level[0] += moved.quantity
+            level[1] += moved.reserved
             level[2] = e.recorded_at
-            if isinstance(data, StockReserved | StockReleased | JobCompleted):
-                key = (e.org_id, data.job_id, data.item_id, data.location_id)
+            if moved.job_id is not None:
+                key = (e.org_id, moved.job_id, data.item_id, data.location_id)
                 holding = holdings.get(key) or holdings.setdefault(key, _Holding())
-                holding.reserved += reserved
-                match data:
-                    case StockReserved(expires_at=expires_at):
-                        holding.reserved_again, holding.expires_at = True, expires_at
-                    case StockReleased(quantity=n):
-                        holding.released += n
-                    case JobCompleted(quantity=n):
-                        holding.consumed += n
+                holding.reserved += moved.reserved
+                holding.consumed += moved.consumed
+                holding.released += moved.released
+                if moved.renews:
+                    holding.reserved_again, holding.expires_at = True, moved.expires_at
         if levels:
             await conn.execute(self._apply_stock, *columns([(*key, *level) for key, level in levels.items()]))
         if holdings:

@@ -11,18 +11,14 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from ledger.effects import is_stock_event
 from projections.movement import signed_quantity
 from projections.projection import ReadModel
 from schemas import (
     EventEnvelope,
-    JobCompleted,
     LedgerEvent,
     StockAdjusted,
-    StockEvent,
     StockReleased,
-    StockReserved,
-    TransferredIn,
-    TransferredOut,
 )
 
 
@@ -44,7 +40,7 @@ class Transactions(ReadModel):
                 e.metadata.user_name, notes(e.data), e.recorded_at,
             )
             for e in events
-            if isinstance(e.data, StockEvent)
+            if is_stock_event(e.data)
         ]
         if rows:
             # COPY rather than INSERT ... unnest: this is the one table that grows by a row
@@ -53,15 +49,12 @@ class Transactions(ReadModel):
 
 
 def related_location_id(event: LedgerEvent) -> int | None:
-    """The other side of a transfer."""
-    match event:
-        case TransferredOut(to_location_id=other) | TransferredIn(from_location_id=other):
-            return other
-    return None
+    """The other side of a transfer (as the replay reads it: whichever of the two it has)."""
+    return getattr(event, "to_location_id", None) or getattr(event, "from_location_id", None)
 
 
 def job_id(event: LedgerEvent) -> int | None:
-    return event.job_id if isinstance(event, StockReserved | StockReleased | JobCompleted) else None
+    return getattr(event, "job_id", None)
 
 
 def notes(event: LedgerEvent) -> str | None:

@@ -10,15 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas import (
-    EventEnvelope,
-    ItemCreated,
-    ItemUpdated,
-    JobCompleted,
-    StockAdded,
-    StockAdjusted,
-    StockRemoved,
-)
+from ledger.effects import effect
+from schemas import EventEnvelope, ItemCreated, ItemUpdated
 
 
 class ItemLevel(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,16 +26,12 @@ class ItemLevel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _change(event) -> int:
-    """How much an event changes the item's total on hand. Reservations change nothing,
-    and neither does a transfer: its two events move stock between two locations of the
-    same item, and counting them one by one would dip the total in between (a false
-    `stock.low` for every transfer of an item near its level)."""
-    match event:
-        case StockAdded(quantity=n) | StockAdjusted(quantity=n):
-            return n
-        case StockRemoved(quantity=n) | JobCompleted(quantity=n):
-            return -n
-    return 0
+    """How much an event changes the item's total on hand (`ledger.effects`' `total`).
+    Reservations change nothing, and neither does a transfer: its two events move stock
+    between two locations of the same item, and counting them one by one would dip the
+    total in between (a false `stock.low` for every transfer of an item near its level)."""
+    moved = effect(event)
+    return 0 if moved is None else moved.total
 
 
 def apply(level: ItemLevel, envelope: EventEnvelope) -> tuple[ItemLevel, bool]:

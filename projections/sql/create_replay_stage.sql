@@ -9,9 +9,13 @@ CREATE UNLOGGED TABLE {schema}.replay_stage (
     user_name        text,
     item_id          bigint,
     location_id      bigint,
-    quantity         bigint,  -- NULL: not a stock event
-    quantity_change  bigint,  -- as projections/movement.py `change`
-    reserved_change  bigint,
+    -- The event's effect on stock (ledger/effects.py, see stage_replay_events.sql):
+    signed_quantity  bigint,  -- the history's quantity; NULL: not a stock event
+    quantity_change  bigint,  -- of the quantity on hand at (item_id, location_id)
+    reserved_change  bigint,  -- of reserved there, and of the job's hold
+    consumed         bigint,  -- by the job
+    released         bigint,  -- by the job
+    renews           boolean, -- the job's hold there takes expires_at
     job_id           bigint,
     related_location_id bigint,
     expires_at       timestamptz,

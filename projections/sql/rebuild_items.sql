@@ -1,7 +1,7 @@
 -- Items of the staged chunk, merged as apply_items.sql merges a batch: the attributes of the
 -- item's last ItemCreated/ItemUpdated, archived by ItemDeleted, quantity_on_hand moved by
--- every stock movement (Reserve and Release move none), created_at from ItemCreated,
--- updated_at from the last of the three lifecycle events.
+-- every stock event that moves stock on hand (Reserve and Release move none, and are left
+-- out), created_at from ItemCreated, updated_at from the last of the three lifecycle events.
 MERGE INTO {schema}.items AS i
 USING (
     -- The values of the last lifecycle events come from aggregates over those few rows
@@ -17,7 +17,7 @@ USING (
                  (array_agg(recorded_at ORDER BY position DESC)
                      FILTER (WHERE type IN ('ItemCreated', 'ItemUpdated', 'ItemDeleted')))[1] AS updated_at
           FROM {schema}.replay_stage
-          WHERE item_id IS NOT NULL AND type NOT IN ('Reserve', 'Release')
+          WHERE item_id IS NOT NULL AND (signed_quantity IS NULL OR quantity_change <> 0)
           GROUP BY org_id, item_id) AS g
     LEFT JOIN LATERAL jsonb_to_record(g.attributes) AS attrs(
         part_number text, part_name text, description text, category text, serial_number text,

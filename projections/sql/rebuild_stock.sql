@@ -5,7 +5,7 @@ SELECT g.org_id, g.item_id, g.location_id, g.quantity, g.reserved, last.recorded
 FROM (SELECT org_id, item_id, location_id, sum(quantity_change)::bigint AS quantity,
              sum(reserved_change)::bigint AS reserved, max(position) AS last_position
       FROM {schema}.replay_stage
-      WHERE quantity IS NOT NULL
+      WHERE signed_quantity IS NOT NULL  -- stock events
       GROUP BY org_id, item_id, location_id) AS g
 JOIN {schema}.replay_stage last ON last.position = g.last_position
 ON CONFLICT (org_id, item_id, location_id) DO UPDATE SET

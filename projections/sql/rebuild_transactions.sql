@@ -1,11 +1,11 @@
 -- The transaction history of the staged events in positions $1 < position <= $2 (a chunk is
 -- cut in parts that sessions insert side by side): one row per stock event, as
--- projections/transactions.py writes it (signed quantity from projections/movement.py;
+-- projections/transactions.py writes it (the signed quantity staged from ledger/effects.py;
 -- an Adjust's reason as its notes; a Release the service made, without notes, says why).
 INSERT INTO {schema}.transactions (position, org_id, item_id, transaction_type, quantity, location_id,
                                    related_location_id, job_id, user_name, notes, recorded_at)
 SELECT position, org_id, item_id, type,
-       CASE type WHEN 'Reserve' THEN -quantity WHEN 'Release' THEN quantity ELSE quantity_change END,
+       signed_quantity,
        location_id, related_location_id, job_id, user_name,
        CASE WHEN type = 'Adjust' THEN reason
             WHEN type = 'Release' AND notes IS NULL AND coalesce(reason, 'requested') <> 'requested'
@@ -13,4 +13,4 @@ SELECT position, org_id, item_id, type,
             ELSE notes END,
        recorded_at
 FROM {schema}.replay_stage
-WHERE quantity IS NOT NULL AND position > $1 AND position <= $2
+WHERE signed_quantity IS NOT NULL AND position > $1 AND position <= $2
