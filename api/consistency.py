@@ -24,7 +24,8 @@ from ledger import errors
 from projections import READ_MODEL_NAMES, statements
 
 WAIT_SECONDS = 3.0
-_NAMES = sorted(READ_MODEL_NAMES)
+_READ_LEDGER_HEAD = statements.READ_LEDGER_HEAD.replace("{read_model_count}", str(len(set(READ_MODEL_NAMES)))).replace(
+    "{read_model_names}", ", ".join(f"'{statements.checked_schema(name)}'" for name in sorted(set(READ_MODEL_NAMES))))
 
 Consistency = Annotated[
     Literal["strong", "eventual"] | None,
@@ -43,7 +44,7 @@ async def caught_up(request: Request, min_position: int | None, consistency: str
     eventual = (consistency or request.headers.get("x-ledger-consistency", "")).lower() == "eventual"
     if eventual and not wanted:
         return
-    row = await request.app.state.pool.fetchrow(statements.READ_LEDGER_HEAD, request.user.org_id, _NAMES)
+    row = await request.app.state.pool.fetchrow(_READ_LEDGER_HEAD, request.user.org_id)
     # A position no command was ever given cannot be waited for: the caller's mistake.
     if wanted > row["handed_out"]:
         raise errors.ValidationFailed("min_position is beyond the ledger's last position", code="unknown_position")

@@ -73,10 +73,13 @@ def lock_key(role: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"lease:{role}".encode(), digest_size=8).digest(), "big", signed=True)
 
 
-async def connect(dsn: str, application_name: str, keepalives: Keepalives = KEEPALIVES) -> asyncpg.Connection:
-    """A dedicated connection for holding leases (and doing the owner's writes)."""
+async def connect(
+    dsn: str, application_name: str, keepalives: Keepalives = KEEPALIVES, settings: dict[str, str] | None = None
+) -> asyncpg.Connection:
+    """A dedicated connection for holding leases (and doing the owner's writes);
+    `settings`: the role's own session settings."""
     conn = await asyncpg.connect(
-        dsn, server_settings={"application_name": application_name, **keepalives.server_settings()}
+        dsn, server_settings={"application_name": application_name, **keepalives.server_settings(), **(settings or {})}
     )
     try:
         await init_connection(conn)
@@ -99,8 +102,10 @@ async def release(conn: asyncpg.Connection, role: str) -> bool:
 class LeaseConnection:
     """One dedicated connection and the leases it holds (one role's, or several projections')."""
 
-    def __init__(self, dsn: str, application_name: str, *, keepalives: Keepalives = KEEPALIVES):
-        self.dsn, self.application_name, self.keepalives = dsn, application_name, keepalives
+    def __init__(
+        self, dsn: str, application_name: str, *, keepalives: Keepalives = KEEPALIVES, settings: dict[str, str] | None = None
+    ):
+        self.dsn, self.application_name, self.keepalives, self.settings = dsn, application_name, keepalives, settings
         self.conn: asyncpg.Connection | None = None
         self.held: set[str] = set()
 
@@ -111,7 +116,7 @@ class LeaseConnection:
 
     async def open(self) -> asyncpg.Connection:
         self.held = set()
-        self.conn = await connect(self.dsn, self.application_name, self.keepalives)
+        self.conn = await connect(self.dsn, self.application_name, self.keepalives, self.settings)
         return self.conn
 
     async def try_acquire(self, role: str) -> bool:

@@ -84,7 +84,11 @@ class Projector(BackgroundLoop):
         self._woken = asyncio.Event()  # a read is waiting (projections/watch.py): poll now
         self._pool, self._dsn = pool, dsn
         self._conn: asyncpg.Connection | None = None  # the lease connection, while open
-        self.lease = LeaseConnection(dsn, "ledger projector", keepalives=keepalives)
+        # Read models are derived from the ledger: a batch need not wait for its WAL to
+        # reach the disk (rows and checkpoint still commit together, and a crash takes
+        # back both). Reads waiting for it then wait for no fsync.
+        self.lease = LeaseConnection(dsn, "ledger projector", keepalives=keepalives,
+                                     settings={"synchronous_commit": "off"})
         self._reader: LedgerReader | None = None
         super().__init__("projector")
 
