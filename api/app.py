@@ -9,16 +9,14 @@ from collections.abc import AsyncIterator
 from litestar import Litestar, Router
 from litestar.middleware import DefineMiddleware
 
-from api.auth import ApiKeyAuthentication, KeyCache, require_scope
+from api.auth import KeyCache, require_scope
 from api.bodies import strict_body
 from api.errors import handle_exception
 from api.idempotency import IdempotencyMiddleware
 from api.metrics import metrics
 from api.nats_link import NatsLink
 from api.openapi import document_errors, openapi_config
-from api.rate_limits import UNAUTHENTICATED_PATHS, add_rate_limit_headers, rate_limit_middleware
-from api.request_ids import add_request_id_header
-from api.request_log import RequestLogMiddleware
+from api.request_pass import add_request_id, request_pass
 from api.routes.audit import AuditController
 from api.routes.batches import execute_batch
 from api.routes.compat import InventoryController
@@ -88,13 +86,11 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         route_handlers=[api, healthz, readyz, metrics],
         lifespan=[lifespan],
         middleware=[
-            RequestLogMiddleware,
-            rate_limit_middleware(settings.rate_limit, settings.rate_limit_unit),
-            DefineMiddleware(ApiKeyAuthentication, exclude=UNAUTHENTICATED_PATHS),
+            request_pass(settings.rate_limit, settings.rate_limit_unit),  # request id, rate limit, key, log line
             DefineMiddleware(IdempotencyMiddleware, max_body_size=settings.max_body_size),
         ],
         exception_handlers={Exception: handle_exception},
-        before_send=[add_request_id_header, add_rate_limit_headers],
+        before_send=[add_request_id],
         request_max_body_size=settings.max_body_size,
         openapi_config=openapi_config(),
         debug=False,

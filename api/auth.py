@@ -1,4 +1,4 @@
-"""Who is calling: the API key (X-API-Key or Authorization: Bearer) and what it may do.
+"""What a caller may do: its API key (found by api/request_pass.py), cached, and its scopes.
 
 Keys are looked up by their sha256 and cached for a few seconds per process (unknown
 keys too, so a flood of bad keys does not become a flood of queries). A revoked key
@@ -7,16 +7,12 @@ stops working within `CACHE_SECONDS` everywhere, at once in the process that rev
 
 from __future__ import annotations
 
-import ipaddress
 import time
-
-import structlog
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from api.errors import Forbidden, InsufficientScope, Unauthorized
+from api.errors import InsufficientScope
 from ledger.keys import ApiKey, find_key, hash_key
 
 CACHE_SECONDS = 10.0
@@ -43,37 +39,6 @@ class KeyCache:
 
     def forget(self, key_id: int) -> None:
         self._entries = {d: e for d, e in self._entries.items() if not (e[1] and e[1].key_id == key_id)}
-
-
-def presented_key(connection: ASGIConnection) -> str | None:
-    key = connection.headers.get("x-api-key")
-    if key:
-        return key.strip()
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-class ApiKeyAuthentication(AbstractAuthenticationMiddleware):
-    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        key = presented_key(connection)
-        if not key or len(key) > 200:
-            raise Unauthorized()
-        state = connection.app.state
-        api_key = await state.key_cache.lookup(state.pool, key)
-        if api_key is None:
-            raise Unauthorized()
-        structlog.contextvars.bind_contextvars(org_id=api_key.org_id, key_id=api_key.key_id)
-        if api_key.allowed_ips is not None and not _allowed(connection, api_key.allowed_ips):
-            raise Forbidden()
-        return AuthenticationResult(user=api_key, auth=None)
-
-
-def _allowed(connection: ASGIConnection, networks: list[str]) -> bool:
-    try:
-        address = ipaddress.ip_address(connection.client.host if connection.client else "")
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(n) for n in networks)
 
 
 def grants(scopes: list[str], needed: str) -> bool:

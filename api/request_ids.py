@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from litestar.datastructures import MutableScopeHeaders
-from litestar.types import Message, Scope
+from litestar.types import Scope
 
 _SANE = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
@@ -21,9 +20,3 @@ def request_id(scope: Scope) -> str:
         given = dict(scope.get("headers", [])).get(b"x-request-id", b"")
         state["request_id"] = given.decode() if _SANE.match(given) else secrets.token_hex(8)
     return state["request_id"]
-
-
-async def add_request_id_header(message: Message, scope: Scope) -> None:
-    """`before_send` hook: every response, errors included, carries X-Request-ID."""
-    if message["type"] == "http.response.start":
-        MutableScopeHeaders.from_message(message)["X-Request-ID"] = request_id(scope)

@@ -184,7 +184,7 @@ def _serve_api_workers(settings: Settings, db_url: str, nats: str, workers: int,
     try:
         uvicorn.run("api.app:create_app", factory=True, host=settings.http.host, port=settings.http.port,
                     workers=workers, log_level="warning", timeout_graceful_shutdown=30,
-                    access_log=False)  # api/request_log.py writes one line per request
+                    access_log=False)  # api/request_pass.py writes one line per request
     finally:
         if background is not None:
             background.terminate()  # SIGTERM: it checkpoints and stops
