@@ -627,7 +627,7 @@ class Run:
 
 
 async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counter) -> None:
-    one_by_one, line_by_line, atomic, accepted_only = [await Run.new(pool, store, specs) for _ in range(4)]
+    one_by_one, line_by_line, atomic, accepted_only, grouped = [await Run.new(pool, store, specs) for _ in range(5)]
     world = await atomic.ledger(pool), await atomic.write_model(pool)
 
     # (a) one by one: a refused command raises and records nothing.
@@ -641,6 +641,20 @@ async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counte
     refused = {n: o.code for n, o in enumerate(outcomes) if isinstance(o, errors.LedgerError)}
     tally.update(o.code if n in refused else "accepted" for n, o in enumerate(outcomes))
     tally["atomic batch accepted whole" if not refused else "atomic batch refused"] += 1
+
+    # (e) grouped: every command sent at once. The store's group commit records them
+    # together, in arrival order, each decided on the state the ones before it leave.
+    groups_before = store._groups.groups
+    together = await asyncio.gather(*(store.execute(grouped.org_id, c) for c in grouped.commands),
+                                    return_exceptions=True)
+    assert {n: o.code for n, o in enumerate(together) if isinstance(o, errors.LedgerError)} == refused
+    assert not [o for o in together if isinstance(o, Exception) and not isinstance(o, errors.LedgerError)]
+    if len(specs) > 1:
+        assert store._groups.groups - groups_before < len(specs)  # they really were grouped
+    for n, outcome in enumerate(together):
+        if n not in refused:
+            assert [grouped.names.envelope(e) for e in outcome.events] == [
+                one_by_one.names.envelope(e) for e in outcomes[n].events], n
 
     # (b) one batch, line by line; (c) one batch, all or none; (d) all or none, the accepted commands only.
     lines = await store.execute_batch(line_by_line.org_id, line_by_line.commands, atomic=False)
@@ -673,13 +687,15 @@ async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counte
     expected = await one_by_one.ledger(pool)
     assert await line_by_line.ledger(pool) == expected
     assert await accepted_only.ledger(pool) == expected
+    assert await grouped.ledger(pool) == expected
     assert await atomic.ledger(pool) == (expected if not refused else world[0])
     # The same write model: stock levels, holds, stream versions.
     state = await one_by_one.write_model(pool)
     assert await line_by_line.write_model(pool) == state
     assert await accepted_only.write_model(pool) == state
+    assert await grouped.write_model(pool) == state
     assert await atomic.write_model(pool) == (state if not refused else world[1])
-    for run in (one_by_one, line_by_line, atomic, accepted_only):
+    for run in (one_by_one, line_by_line, atomic, accepted_only, grouped):
         assert await chain_problems_of(pool, run.org_id) == []  # chains sound, streams re-fold to the write model
 
     # The read models, as the projector (running beside the examples) built them from each run's events.
@@ -687,6 +703,7 @@ async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counte
     projected = await read_models_of(pool, one_by_one.org_id, one_by_one.names)
     assert await read_models_of(pool, line_by_line.org_id, line_by_line.names) == projected
     assert await read_models_of(pool, accepted_only.org_id, accepted_only.names) == projected
+    assert await read_models_of(pool, grouped.org_id, grouped.names) == projected
     nothing = {"stock": set(), "job_holdings": set()}  # the world is made without stock
     assert await read_models_of(pool, atomic.org_id, atomic.names) == (projected if not refused else nothing)
 
