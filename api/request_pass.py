@@ -33,7 +33,6 @@ from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import KeyCache
 from api.errors import Forbidden, Unauthorized, translate
 from api.metrics import observe_request
 from api.request_ids import request_id

@@ -23,7 +23,7 @@ from ledger.decide import evolve
 from ledger.footprint import Footprint
 from ledger.hashing import GENESIS, event_hash
 from ledger.state import ItemState, LocationState, StockLevel
-from ledger.store import load_snapshot
+from ledger.snapshots import load_snapshot
 from schemas import LedgerEvent
 
 _decode_event = msgspec.json.Decoder(LedgerEvent).decode

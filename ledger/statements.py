@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import re
 from importlib import resources
 
 
@@ -46,29 +44,3 @@ READ_FEED = _SQL["read_feed"]
 READ_STREAM_FEED = _SQL["read_stream_feed"]
 READ_STREAM_HEAD = _SQL["read_stream_head"]
 FIND_ITEMS_BY_PART_NUMBER = _SQL["find_items_by_part_number"]
-
-
-# --- load_snapshot, spelled out --------------------------------------------------------
-
-MAX_SPELLED_OUT = 16  # array elements in all; a bigger command binds whole arrays
-_LOAD_ARRAYS = (2, 3, 4, 5, 6, 7)  # load_snapshot's array parameters ($1 is the org)
-_PARAMETER = re.compile(r"\$(\d)\b")
-
-
-@functools.lru_cache(maxsize=256)
-def load_snapshot_spelled_out(lengths: tuple[int, ...]) -> str:
-    """LOAD_SNAPSHOT for a command whose six arrays ($2 to $7) have these lengths, each
-    element its own scalar parameter (`ARRAY[$2::bigint, $3::bigint]`), numbered in order:
-    $1 the org, then the elements of $2..$7.
-
-    Prepared with array parameters, PostgreSQL plans the statement anew on every call:
-    it keeps preferring custom plans (about 0.5 ms of server CPU per command, more than
-    executing it). With scalar parameters it settles on one generic plan per connection,
-    as it does for the pgbench scripts (tests/bench/pgbench/) that spell them out so.
-    """
-    body = "\n".join(line for line in LOAD_SNAPSHOT.splitlines() if not line.lstrip().startswith("--"))
-    spelled, n = {1: "$1"}, 2
-    for k, length in zip(_LOAD_ARRAYS, lengths, strict=True):
-        spelled[k] = "ARRAY[" + ", ".join(f"${n + i}::bigint" for i in range(length)) + "]" if length else "'{}'"
-        n += length
-    return _PARAMETER.sub(lambda m: spelled[int(m.group(1))], body)

@@ -1,10 +1,13 @@
-"""The event store: load the slice a command needs, decide, append, all or nothing.
+"""The event store's command loop: decide on the current state, record, all or nothing.
 
-A command normally costs two round trips: one statement loads its slice of the write
-model, one call (`append_events`) records its events together with the new stream heads
-and write-model rows. That append is optimistic: the versions it writes are the ones the
-slice was at, and the unique (stream, version) key refuses it if another command got
-there first. The loser then retries once more under row locks on the streams it writes,
+`execute` (one command) and `execute_batch` (many, atomic or line by line) hand a unit
+of work to the process's group commit (ledger/group_commit.py), which records the units
+that arrived while the previous append was in flight together. A group costs two round
+trips: one statement loads the slice of the write model it needs (ledger/snapshots.py),
+one call records its events with the new stream heads and write-model rows
+(ledger/appender.py). That append is optimistic: the versions it writes are the ones the
+slice was at, and the unique (stream, version) key refuses it if another process got
+there first. The group is then decided again under row locks on the streams it writes,
 so a hot item never starves a writer.
 """
 
@@ -14,32 +17,22 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 import msgspec
 
 from ledger import errors, statements
+from ledger.appender import StreamRaced, append, event_id, event_ids
 from ledger.commands import AnyCommand, CreateItem, CreateLocation, TransferStock
 from ledger.decide import apply, decide
 from ledger.footprint import Footprint, footprint, merged
-from ledger.hashing import GENESIS, event_hash
-from ledger.records import envelopes
-from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
 from ledger.group_commit import GroupCommit
-from schemas import (
-    EventEnvelope,
-    EventMetadata,
-    ItemAttributes,
-    ItemCreated,
-    ItemDeleted,
-    ItemUpdated,
-    LedgerEvent,
-    LocationAttributes,
-    LocationCreated,
-    LocationUpdated,
-    stream_of,
-)
+from ledger.hashing import GENESIS
+from ledger.records import envelopes
+from ledger.snapshots import load_snapshot
+from ledger.state import Snapshot
+from schemas import EventEnvelope, EventMetadata, ItemAttributes, LedgerEvent, LocationAttributes, stream_of
 
 _ATTEMPTS = 4  # one optimistic, then under locks (a retry is only needed if a stream appeared)
 # A bound on the events of one command (the API bounds lines per command well below it);
@@ -88,52 +81,6 @@ def _version_refusal(unit: _Unit, heads: dict[str, tuple[int, str]], written: di
         return None
     return errors.VersionConflict(f"{stream} is at version {current}, not {unit.expected_version}",
                                   current_version=current)
-
-
-# --- rows of the loaded slice ---------------------------------------------------------
-
-
-class _ItemRow(msgspec.Struct):
-    item_id: int
-    version: int
-    last_hash: str
-    attributes: ItemAttributes
-    deleted: bool
-    quantity_on_hand: int
-
-
-class _LocationRow(msgspec.Struct):
-    location_id: int
-    version: int
-    last_hash: str
-    attributes: LocationAttributes
-
-
-class _HoldRow(msgspec.Struct):
-    job_id: int
-    quantity: int
-    expires_at: datetime | None
-
-
-class _StockRow(msgspec.Struct):
-    item_id: int
-    location_id: int
-    quantity: int
-    reserved: int
-    holds: list[_HoldRow]
-
-
-_decode_items = msgspec.json.Decoder(list[_ItemRow]).decode
-_decode_locations = msgspec.json.Decoder(list[_LocationRow]).decode
-_decode_stock = msgspec.json.Decoder(list[_StockRow]).decode
-
-
-class _StreamRaced(Exception):
-    """Another command appended to one of our streams between our load and our append."""
-
-    def __init__(self, streams: set[str] = frozenset()):
-        super().__init__()
-        self.streams = set(streams)  # what the attempt was going to write: the next one locks them
 
 
 class EventStore:
@@ -252,7 +199,7 @@ class EventStore:
                     async with conn.transaction():
                         locked = await self._lock(conn, org_id, reads, streams)
                         return await self._decide_and_append(conn, org_id, units, reads, locked)
-            except _StreamRaced as raced:
+            except StreamRaced as raced:
                 self.lost_races += 1
                 streams |= raced.streams
             except errors.LedgerError as refused:
@@ -274,7 +221,7 @@ class EventStore:
         running = snapshot
         written: dict[str, int] = {}  # events per stream decided so far (If-Match counts them)
         plans: list[tuple[dict[int, errors.LedgerError], list[tuple[int, list[LedgerEvent], Snapshot]]]] = []
-        events, event_ids, metadata = [], [], []
+        events, ids, metadata = [], [], []
         for unit in units:
             refused, decided, unit_running = {}, [], running
             for n, command in enumerate(unit.commands):
@@ -297,7 +244,7 @@ class EventStore:
             running = unit_running if not (unit.atomic and refused) else running
             for n, unit_events, _ in decided:
                 events.extend(unit_events)
-                event_ids.extend(_event_ids(unit.line_ids[n], len(unit_events)))
+                ids.extend(event_ids(unit.line_ids[n], len(unit_events)))
                 metadata.extend([unit.metadata] * len(unit_events))
                 for event in unit_events:
                     written[stream_of(event)] = written.get(stream_of(event), 0) + 1
@@ -309,8 +256,8 @@ class EventStore:
             again = iter(await self._decide_and_append(conn, org_id, rest, reads, locked) if rest else [])
             return [found[i] if i in found else next(again) for i in range(len(units))]
         if locked is not None and not (writes := {stream_of(e) for e in events}) <= locked:
-            raise _StreamRaced(writes)  # a job took a hold on another item since we looked: lock again
-        appended = await self._append(conn, org_id, snapshot, heads, events, metadata, event_ids) if events else []
+            raise StreamRaced(writes)  # a job took a hold on another item since we looked: lock again
+        appended = await append(conn, org_id, snapshot, heads, events, metadata, ids) if events else []
         results, at = [], 0
         for unit, (refused, decided) in zip(units, plans, strict=True):
             lines = []
@@ -377,12 +324,12 @@ class EventStore:
             pending, k = list(events), 0
             while pending and k < MAX_EVENTS_PER_COMMAND:
                 found = {e.event_id: e for e in envelopes(
-                    await conn.fetch(statements.READ_EVENTS_BY_ID, [_event_id(line_ids[n], k) for n in pending]))}
+                    await conn.fetch(statements.READ_EVENTS_BY_ID, [event_id(line_ids[n], k) for n in pending]))}
                 if any(e.org_id != org_id for e in found.values()):
                     raise errors.Conflict("this command id was already used by another organization")
                 still = []
                 for n in pending:
-                    if (event := found.get(_event_id(line_ids[n], k))) is not None:
+                    if (event := found.get(event_id(line_ids[n], k))) is not None:
                         events[n].append(event)
                         still.append(n)
                 pending, k = still, k + 1
@@ -410,76 +357,6 @@ class EventStore:
 
     # --- append ------------------------------------------------------------------------
 
-    async def _append(
-        self,
-        conn,
-        org_id: int,
-        before: Snapshot,
-        heads: dict[str, tuple[int, str]],
-        events: Sequence[LedgerEvent],
-        metadata: Sequence[EventMetadata],
-        event_ids: Sequence[uuid.UUID],
-    ) -> list[EventEnvelope]:
-        """Record `events` (ids `event_ids`, each with its caller's `metadata`) after the
-        slice `before` at `heads`, in one call; the events as recorded."""
-        recorded_at = datetime.now(UTC)
-        heads = dict(heads)
-        after = before
-        rows: list[EventEnvelope] = []
-        for n, event in enumerate(events):
-            stream = stream_of(event)
-            version, prev_hash = heads.get(stream, (0, GENESIS))
-            event_id = event_ids[n]
-            version += 1
-            hash_ = event_hash(
-                prev_hash, event_id=event_id, org_id=org_id, stream=stream, version=version,
-                type=event.__struct_config__.tag, data=event, metadata=metadata[n], recorded_at=recorded_at,
-            )
-            heads[stream] = (version, hash_)
-            after = apply(after, event)
-            rows.append(
-                EventEnvelope(
-                    event_id=event_id, position=0, org_id=org_id, stream=stream, version=version,
-                    type=event.__struct_config__.tag, data=event, metadata=metadata[n],
-                    recorded_at=recorded_at, prev_hash=prev_hash, hash=hash_,
-                )
-            )
-        written = {e.stream for e in rows}
-        stock, holds = _stock_changes(before, after)
-        items = [after.items[e.data.item_id] for e in rows if isinstance(e.data, ItemCreated | ItemUpdated | ItemDeleted)]
-        locations = [after.locations[e.data.location_id] for e in rows if isinstance(e.data, LocationCreated | LocationUpdated)]
-        encoded: dict[int, bytes] = {}  # a group's events share a handful of metadata objects
-        for m in metadata:
-            if id(m) not in encoded:
-                encoded[id(m)] = _encode(m)
-        try:
-            positions = await conn.fetchval(
-                statements.APPEND_EVENTS,
-                org_id,
-                [e.event_id for e in rows],
-                [e.stream for e in rows],
-                [e.version for e in rows],
-                [e.type for e in rows],
-                [_encode(e.data) for e in rows],
-                [encoded[id(m)] for m in metadata],
-                [recorded_at] * len(rows),
-                [e.prev_hash for e in rows],
-                [e.hash for e in rows],
-                sorted(written),
-                [heads[s][0] for s in sorted(written)],
-                [heads[s][1] for s in sorted(written)],
-                *_columns(stock, 4),
-                *_columns(holds, 5),
-                *_columns([(i.item_id, i.attributes.part_number, _encode(i.attributes), i.deleted) for i in _last_by_id(items, "item_id")], 4),
-                *_columns([(loc.location_id, _encode(loc.attributes)) for loc in _last_by_id(locations, "location_id")], 2),
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise _conflict(exc) from None
-        except asyncpg.DeadlockDetectedError:
-            raise _StreamRaced(written) from None  # not expected (heads lock in order); retried anyway
-        except asyncpg.CheckViolationError as exc:
-            raise errors.InvariantViolated(f"the database refused the write: {exc.constraint_name}") from exc
-        return [msgspec.structs.replace(e, position=p) for e, p in zip(rows, positions, strict=True)]
 
 
 def _with_transfer_id(command, command_id: uuid.UUID | None):
@@ -509,89 +386,3 @@ def _line_results(
     return sorted(results, key=lambda r: r.index)
 
 
-async def load_snapshot(
-    conn: asyncpg.Connection | asyncpg.Pool, org_id: int, reads: Footprint
-) -> tuple[Snapshot, dict[str, tuple[int, str]]]:
-    """The slice of the write model `reads` names, and the (version, last hash) of its streams."""
-    arrays = (
-        reads.items, reads.locations, [item for item, _ in reads.places],
-        [location for _, location in reads.places], reads.job_ids, reads.whole_items,
-    )
-    lengths = tuple(len(a) for a in arrays)
-    if sum(lengths) <= statements.MAX_SPELLED_OUT:
-        row = await conn.fetchrow(statements.load_snapshot_spelled_out(lengths), org_id, *(x for a in arrays for x in a))
-    else:
-        row = await conn.fetchrow(statements.LOAD_SNAPSHOT, org_id, *map(list, arrays))
-    heads: dict[str, tuple[int, str]] = {}
-    stock: dict[int, dict[int, StockLevel]] = {}
-    for s in _decode_stock(row["stock"]):
-        holds = {h.job_id: Hold(quantity=h.quantity, expires_at=h.expires_at) for h in s.holds}
-        stock.setdefault(s.item_id, {})[s.location_id] = StockLevel(
-            quantity=s.quantity, reserved=s.reserved, holds=holds, recorded=True
-        )
-    items = {}
-    for i in _decode_items(row["items"]):
-        heads[f"item-{i.item_id}"] = (i.version, i.last_hash)
-        items[i.item_id] = ItemState(
-            item_id=i.item_id, version=i.version, attributes=i.attributes, deleted=i.deleted,
-            stock=stock.get(i.item_id, {}), quantity_on_hand=i.quantity_on_hand,
-        )
-    locations = {}
-    for loc in _decode_locations(row["locations"]):
-        heads[f"location-{loc.location_id}"] = (loc.version, loc.last_hash)
-        locations[loc.location_id] = LocationState(
-            location_id=loc.location_id, version=loc.version, attributes=loc.attributes
-        )
-    return Snapshot(items=items, locations=locations), heads
-
-
-def _event_ids(command_id: uuid.UUID | None, count: int) -> list[uuid.UUID]:
-    return [_event_id(command_id, n) for n in range(count)]
-
-
-def _event_id(command_id: uuid.UUID | None, n: int) -> uuid.UUID:
-    # Derived ids make a re-append of the same command collide with the first in the
-    # database (event_id is unique forever), not merely within some time window.
-    return uuid.uuid5(command_id, str(n)) if command_id else uuid.uuid4()
-
-
-def _conflict(exc: asyncpg.UniqueViolationError) -> Exception:
-    """The one place a unique violation is given its meaning."""
-    match exc.constraint_name:
-        case "events_stream_version_key":
-            return _StreamRaced()  # the caller locks the streams it writes before trying again
-        case "events_event_id_key":
-            return errors.DuplicateEvent()
-        case "item_state_part_number_key":
-            return errors.DuplicatePartNumber()
-    return errors.InvariantViolated(f"unexpected unique violation: {exc.constraint_name}")
-
-
-def _stock_changes(before: Snapshot, after: Snapshot) -> tuple[list[tuple], list[tuple]]:
-    """The stock rows and job holds that differ between two snapshots.
-
-    A hold written with quantity 0 is deleted by the append.
-    """
-    stock, holds = [], []
-    for item_id, item in after.items.items():
-        old_item = before.item(item_id)
-        for location_id, level in item.stock.items():
-            old = old_item.level(location_id)
-            if level == old:
-                continue
-            stock.append((item_id, location_id, level.quantity, level.reserved))
-            for job_id in sorted(old.holds.keys() | level.holds.keys()):
-                hold = level.holds.get(job_id)
-                if hold != old.holds.get(job_id):
-                    holds.append(
-                        (item_id, location_id, job_id, hold.quantity if hold else 0, hold.expires_at if hold else None)
-                    )
-    return stock, holds
-
-
-def _columns(rows: list[tuple], width: int) -> list[list]:
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
-def _last_by_id(states: list, field: str) -> list:
-    return list({getattr(s, field): s for s in states}.values())

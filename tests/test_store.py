@@ -172,10 +172,10 @@ async def test_an_items_total_beyond_64_bits_is_refused_even_when_each_location_
 
 
 async def test_the_snapshot_is_the_same_with_elements_spelled_out_or_arrays_bound(store, org_id, pool, monkeypatch):
-    from ledger import statements
+    from ledger import snapshots
     from ledger.commands import Line, ReserveStock
     from ledger.footprint import Footprint
-    from ledger.store import load_snapshot
+    from ledger.snapshots import load_snapshot
 
     a, b = await make_location(store, org_id, "A"), await make_location(store, org_id, "B")
     items = [await make_item(store, org_id) for _ in range(3)]
@@ -191,7 +191,7 @@ async def test_the_snapshot_is_the_same_with_elements_spelled_out_or_arrays_boun
         Footprint(locations=(b,)),
     ]
     spelled = [await load_snapshot(pool, org_id, f) for f in shapes]
-    monkeypatch.setattr(statements, "MAX_SPELLED_OUT", -1)  # every command binds whole arrays
+    monkeypatch.setattr(snapshots, "MAX_SPELLED_OUT", -1)  # every command binds whole arrays
     bound = [await load_snapshot(pool, org_id, f) for f in shapes]
     assert spelled == bound
     assert spelled[2][0].items[items[1]].stock[b].quantity == 5  # and the slices hold what they should

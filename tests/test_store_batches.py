@@ -446,7 +446,9 @@ async def test_the_same_line_by_line_batch_sent_twice_at_once_never_records_its_
             assert await stock_of(pool, item) == {warehouse: (5, 0)}
             first, again = sorted(answers, key=lambda a: a[1].result.replayed)
             assert refusals(first) == {0: "insufficient_stock"}
-            assert refusals(again) == {0: "not_recorded"} and again[1].result.replayed
+            # From the ledger, a replay cannot tell why a line recorded nothing
+            # (not_recorded); within one process's group, the first call's reason is known.
+            assert refusals(again) in ({0: "not_recorded"}, {0: "insufficient_stock"}) and again[1].result.replayed
             assert again[1].result.position == first[1].result.position
 
 

@@ -1,16 +1,19 @@
--- The slice of the write model one command decides on, in one round trip, as three JSON
--- arrays (decoded straight into typed rows by msgspec).
--- $1 org_id; $2 item ids; $3 location ids; $4/$5 the (item, location) places named;
--- $6 jobs whose every hold is loaded too; $7 items loaded at every place.
+-- The slice of the write model one command (or group) decides on, in one round trip, as
+-- three JSON arrays (decoded straight into typed rows by msgspec, ledger/snapshots.py).
+-- $1 org_id. Each {name} is a bigint[] that ledger/snapshots.py fills in: {item_ids},
+-- {location_ids}; the (item, location) places named, {place_items} / {place_locations};
+-- {job_ids}, jobs whose every hold is loaded too; {whole_items}, items loaded at every
+-- place. Small ones are spelled out element by element as scalar parameters
+-- (ARRAY[$2::bigint, ...]), bigger ones bound as whole arrays ($2::bigint[]).
 WITH places AS (
     SELECT p.item_id, p.location_id
-    FROM unnest($4::bigint[], $5::bigint[]) AS p(item_id, location_id)
+    FROM unnest({place_items}, {place_locations}) AS p(item_id, location_id)
     UNION
-    SELECT r.item_id, r.location_id FROM reservation_state r WHERE r.org_id = $1 AND r.job_id = ANY ($6::bigint[])
+    SELECT r.item_id, r.location_id FROM reservation_state r WHERE r.org_id = $1 AND r.job_id = ANY ({job_ids})
     UNION
-    SELECT s.item_id, s.location_id FROM stock_state s WHERE s.org_id = $1 AND s.item_id = ANY ($7::bigint[])
+    SELECT s.item_id, s.location_id FROM stock_state s WHERE s.org_id = $1 AND s.item_id = ANY ({whole_items})
 ), wanted_items AS (
-    SELECT unnest($2::bigint[]) AS item_id UNION SELECT item_id FROM places
+    SELECT unnest({item_ids}) AS item_id UNION SELECT item_id FROM places
 )
 SELECT
     (SELECT coalesce(json_agg(json_build_object(
@@ -26,7 +29,7 @@ SELECT
                 'attributes', l.attributes)), '[]')
      FROM location_state l
      JOIN streams h ON h.org_id = $1 AND h.stream = 'location-' || l.location_id
-     WHERE l.org_id = $1 AND l.location_id = ANY ($3::bigint[])) AS locations,
+     WHERE l.org_id = $1 AND l.location_id = ANY ({location_ids})) AS locations,
     (SELECT coalesce(json_agg(json_build_object(
                 'item_id', s.item_id, 'location_id', s.location_id,
                 'quantity', s.quantity, 'reserved', s.reserved,

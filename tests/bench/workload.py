@@ -27,14 +27,15 @@ SINGLE = {"add": 50, "remove": 30, "adjust": 20}
 READ = {"read": 100}
 EVENTS = {"transfer": 2, "read": 0}  # events per command when not 1
 
-# load_snapshot's parameters ($1..$7) per command shape, in the scripts' variables.
+# load_snapshot's parameters ($1 and its {arrays}) per command shape, in the scripts' variables.
 _ONE_PLACE = {
-    1: ":org::bigint", 2: "ARRAY[:item::bigint]", 3: "ARRAY[:loc::bigint]", 4: "ARRAY[:item::bigint]",
-    5: "ARRAY[:loc::bigint]", 6: "'{}'", 7: "'{}'",
+    "$1": ":org::bigint", "item_ids": "ARRAY[:item::bigint]", "location_ids": "ARRAY[:loc::bigint]",
+    "place_items": "ARRAY[:item::bigint]", "place_locations": "ARRAY[:loc::bigint]", "job_ids": "'{}'::bigint[]",
+    "whole_items": "'{}'::bigint[]",
 }
 _TWO_PLACES = {
-    **_ONE_PLACE, 3: "ARRAY[:loc::bigint, :loc2::bigint]", 4: "ARRAY[:item::bigint, :item::bigint]",
-    5: "ARRAY[:loc::bigint, :loc2::bigint]",
+    **_ONE_PLACE, "location_ids": "ARRAY[:loc::bigint, :loc2::bigint]",
+    "place_items": "ARRAY[:item::bigint, :item::bigint]", "place_locations": "ARRAY[:loc::bigint, :loc2::bigint]",
 }
 LOAD_PARAMS = {"add": _ONE_PLACE, "remove": _ONE_PLACE, "adjust": _ONE_PLACE, "reserve": _ONE_PLACE,
                "transfer": _TWO_PLACES}
@@ -49,7 +50,7 @@ def load_snapshot_sql() -> str:
 
 def render_load(kind: str) -> str:
     params = LOAD_PARAMS[kind]
-    return re.sub(r"\$(\d+)", lambda m: params[int(m.group(1))], load_snapshot_sql())
+    return load_snapshot_sql().replace("$1", params["$1"]).format_map(params)
 
 
 def _normal(sql: str) -> str:

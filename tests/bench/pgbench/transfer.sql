@@ -9,13 +9,13 @@
 -- load_snapshot: generated from ledger/sql/load_snapshot.sql (python -m tests.bench.workload)
 WITH places AS (
     SELECT p.item_id, p.location_id
-    FROM unnest(ARRAY[:item::bigint, :item::bigint]::bigint[], ARRAY[:loc::bigint, :loc2::bigint]::bigint[]) AS p(item_id, location_id)
+    FROM unnest(ARRAY[:item::bigint, :item::bigint], ARRAY[:loc::bigint, :loc2::bigint]) AS p(item_id, location_id)
     UNION
     SELECT r.item_id, r.location_id FROM reservation_state r WHERE r.org_id = :org::bigint AND r.job_id = ANY ('{}'::bigint[])
     UNION
     SELECT s.item_id, s.location_id FROM stock_state s WHERE s.org_id = :org::bigint AND s.item_id = ANY ('{}'::bigint[])
 ), wanted_items AS (
-    SELECT unnest(ARRAY[:item::bigint]::bigint[]) AS item_id UNION SELECT item_id FROM places
+    SELECT unnest(ARRAY[:item::bigint]) AS item_id UNION SELECT item_id FROM places
 )
 SELECT
     (SELECT coalesce(json_agg(json_build_object(
@@ -31,7 +31,7 @@ SELECT
                 'attributes', l.attributes)), '[]')
      FROM location_state l
      JOIN streams h ON h.org_id = :org::bigint AND h.stream = 'location-' || l.location_id
-     WHERE l.org_id = :org::bigint AND l.location_id = ANY (ARRAY[:loc::bigint, :loc2::bigint]::bigint[])) AS locations,
+     WHERE l.org_id = :org::bigint AND l.location_id = ANY (ARRAY[:loc::bigint, :loc2::bigint])) AS locations,
     (SELECT coalesce(json_agg(json_build_object(
                 'item_id', s.item_id, 'location_id', s.location_id,
                 'quantity', s.quantity, 'reserved', s.reserved,
