@@ -24,7 +24,7 @@ from litestar.params import QueryParameter
 
 from api.auth import grants
 from api.bodies import decode
-from api.commands import command_id_of, metadata_of
+from api.command_requests import command_id_of, metadata_of
 from api.errors import BatchTooLarge, InsufficientScope
 from api.metrics import count_command
 from api.responses import recorded

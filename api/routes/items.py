@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, patch, post, put
 from litestar.params import JSONBody
 
-from api import commands
+from api import command_requests
 from api.responses import recorded
 from api.routes.params import ItemId
 from ledger import errors
@@ -48,7 +48,7 @@ async def create_item(request: Request, data: ItemCreate) -> tuple[ItemView, int
                 "quantity_on_hand needs a location: create one first or pass location_id",
                 code="missing_location_id",
             )
-    result = await commands.create_item(request, attributes, initial_quantity=data.quantity_on_hand, location_id=location_id)
+    result = await command_requests.create_item(request, attributes, initial_quantity=data.quantity_on_hand, location_id=location_id)
     return created_item_view(result), result.position
 
 
@@ -65,7 +65,7 @@ async def change_item(request: Request, item_id: int, data: ItemPatch) -> tuple[
 
 
 async def _update(request: Request, command: UpdateItem) -> tuple[ItemView, int]:
-    result = await commands.execute(request, command)
+    result = await command_requests.execute(request, command)
     created_at = await request.app.state.store.created_at(request.user.org_id, f"item-{command.item_id}")
     item = result.snapshot.item(command.item_id)
     view = item_view(
@@ -100,5 +100,5 @@ class ItemController(Controller):
     @delete("/{item_id:int}", opt=WRITE, operation_id="archiveItem", status_code=200)
     async def archive(self, request: Request, item_id: ItemId) -> Response[CommandEnvelope[dict]]:
         """Archive an item (an ItemDeleted event); refused while it has stock or reservations."""
-        result = await commands.execute(request, DeleteItem(item_id=item_id))
+        result = await command_requests.execute(request, DeleteItem(item_id=item_id))
         return recorded(request, {"id": item_id, "deleted": True}, result.position, message="Item archived")

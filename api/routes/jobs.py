@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from litestar.params import JSONBody
 from litestar import Controller, Request, Response, post
 
-from api import commands
+from api import command_requests
 from api.responses import recorded
 from api.routes.params import JobId
 from ledger import errors
@@ -52,19 +52,19 @@ class JobController(Controller):
             if data.expires_at <= datetime.now(UTC):
                 raise errors.ValidationFailed("expires_at is in the past")
         command = ReserveStock(job_id=job_id, lines=_lines(data.items), expires_at=data.expires_at, notes=data.notes)
-        result = await commands.execute(request, command)
+        result = await command_requests.execute(request, command)
         return recorded(request, job_result(job_id, result), result.position, status=201, message="Stock reserved")
 
     @post("/release", opt=WRITE, operation_id="releaseStock", status_code=200)
     async def release(self, request: Request, job_id: JobId, data: JSONBody[JobLinesRequest | None] = None) -> Response[CommandEnvelope[JobCommandResult]]:
         """Give back what a job holds: the lines given, or (no body) everything it holds."""
         command = ReleaseStock(job_id=job_id, lines=_lines(data.items if data else None), notes=data.notes if data else None)
-        result = await commands.execute(request, command)
+        result = await command_requests.execute(request, command)
         return recorded(request, job_result(job_id, result), result.position, message="Stock released")
 
     @post("/complete", opt=WRITE, operation_id="completeJob", status_code=200)
     async def complete(self, request: Request, job_id: JobId, data: JSONBody[JobLinesRequest | None] = None) -> Response[CommandEnvelope[JobCommandResult]]:
         """Consume what the job used (no body: exactly what it holds), then release the rest."""
         command = CompleteJob(job_id=job_id, lines=_lines(data.items if data else None), notes=data.notes if data else None)
-        result = await commands.execute(request, command)
+        result = await command_requests.execute(request, command)
         return recorded(request, job_result(job_id, result), result.position, message="Job completed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar.params import JSONBody
 from litestar import Controller, Request, Response, post, put
 
-from api import commands
+from api import command_requests
 from api.responses import recorded
 from api.routes.params import ItemId, LocationId
 from ledger.commands import AddStock, AdjustStock, RemoveStock, SetCountedQuantity
@@ -33,7 +33,7 @@ def level_result(result: CommandResult, item_id: int, location_id: int) -> Stock
 
 async def adjust_stock(request: Request, item_id: int, data: StockAdjustment) -> tuple[AdjustResult, int]:
     command = AdjustStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, reason=data.reason)
-    result = await commands.execute(request, command)
+    result = await command_requests.execute(request, command)
     return AdjustResult(new_quantity=result.snapshot.item(item_id).level(data.location_id).quantity), result.position
 
 
@@ -45,14 +45,14 @@ class StockController(Controller):
     async def add(self, request: Request, item_id: ItemId, data: JSONBody[StockMovement]) -> Response[CommandEnvelope[StockLevelResult]]:
         """Record stock received at a location (an Add)."""
         command = AddStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, notes=data.notes)
-        result = await commands.execute(request, command)
+        result = await command_requests.execute(request, command)
         return recorded(request, level_result(result, item_id, data.location_id), result.position, message="Stock added")
 
     @post("/remove", opt=WRITE, operation_id="removeStock", status_code=200)
     async def remove(self, request: Request, item_id: ItemId, data: JSONBody[StockMovement]) -> Response[CommandEnvelope[StockLevelResult]]:
         """Record stock taken out of a location (a Remove); only available stock can go."""
         command = RemoveStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, notes=data.notes)
-        result = await commands.execute(request, command)
+        result = await command_requests.execute(request, command)
         return recorded(request, level_result(result, item_id, data.location_id), result.position, message="Stock removed")
 
     @post("/adjust", opt=WRITE, operation_id="adjustStock", status_code=200)
@@ -70,7 +70,7 @@ class StockController(Controller):
             item_id=item_id, location_id=location_id, quantity=data.quantity, reason=data.reason,
             expected_quantity=data.expected_quantity,
         )
-        result = await commands.execute(request, command)
+        result = await command_requests.execute(request, command)
         change = sum(e.data.quantity for e in result.events) if not result.replayed else 0
         quantity = result.snapshot.item(item_id).level(location_id).quantity
         body = CountResult(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar.params import JSONBody
 from litestar import Controller, Request, Response, post
 
-from api import commands
+from api import command_requests
 from api.responses import recorded
 from ledger.commands import TransferStock
 from ledger.store import CommandResult
@@ -32,7 +32,7 @@ async def transfer_stock(request: Request, data: TransferRequest) -> tuple[Trans
         item_id=data.item_id, from_location_id=data.from_location_id, to_location_id=data.to_location_id,
         quantity=data.quantity, notes=data.notes,
     )
-    result = await commands.execute(request, command)
+    result = await command_requests.execute(request, command)
     return transfer_result(result, data), result.position
 
 
