@@ -166,10 +166,11 @@ class EventStore:
         return await self._run(org_id, unit)
 
     async def _run(self, org_id: int, unit: _Unit) -> list[LineResult]:
-        # Recorded already? Then that recording is the answer, whatever the state says now
-        # (deciding again could refuse, or find nothing left to do).
-        if unit.command_id is not None and (recorded := await self._recorded(org_id, unit)) is not None:
-            return recorded
+        # A unit recorded before under its command id is not looked for up front (a round
+        # trip per keyed command): deciding it again either appends events whose derived
+        # ids collide with the recording's (DuplicateEvent: `_record_distinct` then answers
+        # with the recording) or refuses / finds nothing to do, which `_recorded_meanwhile`
+        # checks against the ledger before answering.
         return await self._groups.submit(org_id, unit)
 
     async def _record_group(self, org_id: int, units: Sequence[_Unit]) -> list[list[LineResult] | Exception]:
