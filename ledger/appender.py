@@ -17,7 +17,6 @@ import asyncpg
 import msgspec
 
 from ledger import errors, statements
-from ledger.decide import apply
 from ledger.hashing import GENESIS, event_hash
 from ledger.state import Snapshot
 from schemas import (
@@ -83,16 +82,17 @@ async def append(
     conn,
     org_id: int,
     before: Snapshot,
+    after: Snapshot,
     heads: dict[str, tuple[int, str]],
     events: Sequence[LedgerEvent],
     metadata: Sequence[EventMetadata],
     event_ids: Sequence[uuid.UUID],
 ) -> list[EventEnvelope]:
-    """Record `events` (ids `event_ids`, each with its caller's `metadata`) after the
-    slice `before` at `heads`, in one call; the events as recorded."""
+    """Record `events` (ids `event_ids`, each with its caller's `metadata`) that take the
+    slice from `before` (its streams at `heads`) to `after`, in one call; the events as
+    recorded."""
     recorded_at = datetime.now(UTC)
     heads = dict(heads)
-    after = before
     rows: list[EventEnvelope] = []
     for n, event in enumerate(events):
         stream = stream_of(event)
@@ -104,7 +104,6 @@ async def append(
             type=event.__struct_config__.tag, data=event, metadata=metadata[n], recorded_at=recorded_at,
         )
         heads[stream] = (version, hash_)
-        after = apply(after, event)
         rows.append(
             EventEnvelope(
                 event_id=event_id, position=0, org_id=org_id, stream=stream, version=version,

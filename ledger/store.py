@@ -258,7 +258,7 @@ class EventStore:
             return [found[i] if i in found else next(again) for i in range(len(units))]
         if locked is not None and not (writes := {stream_of(e) for e in events}) <= locked:
             raise StreamRaced(writes)  # a job took a hold on another item since we looked: lock again
-        appended = await append(conn, org_id, snapshot, heads, events, metadata, ids) if events else []
+        appended = await append(conn, org_id, snapshot, running, heads, events, metadata, ids) if events else []
         results, at = [], 0
         for unit, (refused, decided) in zip(units, plans, strict=True):
             lines = []
