@@ -1,8 +1,8 @@
 """Fixtures: a real PostgreSQL and a real NATS, and a fresh database for every test.
 
 The servers come from `LEDGER_TEST_DATABASE_URL` / `LEDGER_TEST_NATS_URL` when given,
-otherwise from the embedded servers (tests/fixtures_servers.py). Every test gets its own
-database, cloned from a migrated template, so no test sees another's events (and
+otherwise from the embedded servers (tests/support/fixtures_servers.py). Every test gets
+its own database, cloned from a migrated template, so no test sees another's events (and
 advisory locks, which are per database, do not collide).
 """
 
@@ -22,7 +22,10 @@ from ledger.keys import ensure_organization
 from ledger.migrate import migrate_dsn
 from ledger.store import EventStore
 
-pytest_plugins = ["tests.fixtures_servers"]
+# Before any helper is imported: their asserts (assert_envelope, ...) explain themselves too.
+pytest.register_assert_rewrite("tests.support")
+
+pytest_plugins = ["tests.support.fixtures_servers"]
 
 
 def with_database(url: str, name: str) -> str:
@@ -93,7 +96,7 @@ class PrivateNats:
 
 @pytest.fixture
 def private_nats():
-    from tests.fixtures_servers import scratch_data_dir
+    from tests.support.fixtures_servers import scratch_data_dir
 
     with scratch_data_dir("ledger-test-nats-") as data_dir:
         nats_server = PrivateNats(data_dir)

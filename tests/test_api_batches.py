@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api_client import api_client, key_for
+from tests.support.api_client import api_client, key_for
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 
 from ledger.db import create_pool
-from tests.api_client import api_client, key_for
 from tests.conftest import with_database
-from tests.test_api_support import Api, assert_envelope, event_count
+from tests.support.api import Api, assert_envelope, event_count
+from tests.support.api_client import api_client, key_for
 
 V1, INV = "/api/v1", "/api/v1/inventory"
 JSON = {"Content-Type": "application/json"}

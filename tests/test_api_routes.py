@@ -14,8 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from tests.api_client import api_client, key_for
-from tests.test_api_support import (
+from tests.support.api import (
     LOCATION_FIELDS,
     STOCK_ENTRY_FIELDS,
     TRANSACTION_FIELDS,
@@ -27,6 +26,7 @@ from tests.test_api_support import (
     assert_shape,
     event_count,
 )
+from tests.support.api_client import api_client, key_for
 
 V1 = "/api/v1"
 

@@ -21,9 +21,9 @@ import pytest_asyncio
 
 from ledger.db import create_pool
 from ledger.keys import ALL_SCOPES
-from tests.api_client import api_client, key_for
 from tests.conftest import with_database
-from tests.test_api_support import Api, assert_envelope, assert_error, event_count
+from tests.support.api import Api, assert_envelope, assert_error, event_count
+from tests.support.api_client import api_client, key_for
 
 READ, WRITE, TRANSFER = "inventory:read", "inventory:write", "inventory:transfer"
 EVENTS, WEBHOOKS, KEYS = "events:read", "webhooks:manage", "keys:manage"

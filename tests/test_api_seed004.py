@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 
-from tests.api_client import api_client, key_for
-from tests.test_api_support import (
+from tests.support.api import (
     LOCATION_FIELDS,
     STOCK_ENTRY_FIELDS,
     STOCK_SUMMARY_FIELDS,
@@ -25,6 +24,7 @@ from tests.test_api_support import (
     assert_shape,
     event_count,
 )
+from tests.support.api_client import api_client, key_for
 
 INV = "/api/v1/inventory"
 VAN = "Van #1 — Alex Johnson"

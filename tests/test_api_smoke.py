@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.api_client import api_client, key_for
-from tests.world import make_item, make_location
+from tests.support.api_client import api_client, key_for
+from tests.support.world import make_item, make_location
 
 
 async def test_stock_commands_through_http(database_url, pool, store, org_id):

@@ -7,8 +7,8 @@ from datetime import timedelta
 from ledger.commands import AddStock, CompleteJob, Line, ReserveStock, TransferStock, UpdateLocation
 from ledger.keys import ensure_organization
 from schemas import LocationAttributes
-from tests.api_client import api_client, key_for
-from tests.world import make_item, make_location
+from tests.support.api_client import api_client, key_for
+from tests.support.world import make_item, make_location
 
 
 def levels(body: dict) -> dict[int, tuple[int, int, int]]:

@@ -11,8 +11,8 @@ from datetime import datetime
 from ledger.commands import AddStock, TransferStock
 from ledger.hashing import event_hash
 from ledger.keys import ensure_organization
+from tests.support.world import make_item, make_location
 from tests.test_audit_verify import run_ledger
-from tests.world import make_item, make_location
 
 
 async def two_organizations(store, pool, org_id) -> int:

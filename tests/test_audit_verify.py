@@ -12,7 +12,7 @@ import pytest
 from ledger.commands import AddStock, Line, ReserveStock, TransferStock
 from ledger.keys import ensure_organization
 from projections import Projector, read_models, wait_for_position
-from tests.world import make_item, make_location
+from tests.support.world import make_item, make_location
 
 
 def ledger(database_url: str, *args: str) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from ledger.cli import SCHEMA_PACKAGES
 from ledger.embedded import start_postgres
 from ledger.migrate import migrations
 from tests.conftest import with_database
-from tests.fixtures_servers import scratch_data_dir
+from tests.support.fixtures_servers import scratch_data_dir
 
 
 def ledger(data_dir, *args: str) -> subprocess.CompletedProcess:

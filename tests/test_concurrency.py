@@ -23,7 +23,7 @@ from ledger.commands import (
     TransferStock,
 )
 from ledger.store import EventStore
-from tests.world import make_item, make_location
+from tests.support.world import make_item, make_location
 
 WRITERS = 32
 SECONDS = 4.0

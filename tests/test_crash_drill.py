@@ -17,7 +17,7 @@ import httpx
 import msgspec
 
 from ledger.keys import create_key, ensure_organization
-from tests.processes import LedgerProcess, free_port, ledger_env, wait_until
+from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
 
 
 async def test_a_killed_api_loses_no_acknowledged_command(database_url, pool):

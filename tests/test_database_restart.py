@@ -34,8 +34,8 @@ from ledger.db import connect
 from ledger.keys import create_key, ensure_organization
 from ledger.migrate import migrate_dsn
 from projections.verify import verify_read_models
-from tests.fixtures_servers import scratch_data_dir
-from tests.processes import LedgerProcess, free_port, ledger_env, wait_until
+from tests.support.fixtures_servers import scratch_data_dir
+from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
 
 pytestmark = pytest.mark.slow
 

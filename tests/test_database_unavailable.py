@@ -16,8 +16,8 @@ from api.app import create_app
 from api.errors import translate
 from api.settings import ApiSettings
 from ledger import errors
-from tests.api_client import api_client, key_for
-from tests.processes import free_port
+from tests.support.api_client import api_client, key_for
+from tests.support.processes import free_port
 
 V1 = "/api/v1"
 HEADERS = {"X-API-Key": "ldg_whatever", "Idempotency-Key": "k-1"}

@@ -22,7 +22,7 @@ import pytest
 from ledger import embedded
 from ledger.embedded import start_nats, start_postgres
 from ledger.errors import EmbeddedServerFailed
-from tests.fixtures_servers import remove_data_dir, scratch_data_dir
+from tests.support.fixtures_servers import remove_data_dir, scratch_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ from ledger.commands import AddStock, RemoveStock
 from ledger.db import create_pool
 from ledger.keys import ensure_organization
 from ledger.store import EventStore
-from tests.api_client import api_client, key_for
-from tests.world import make_item, make_location, stocked
+from tests.support.api_client import api_client, key_for
+from tests.support.world import make_item, make_location, stocked
 
 
 async def ledger_positions(pool, org_id: int) -> list[int]:

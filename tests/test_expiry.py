@@ -13,7 +13,7 @@ from ledger.audit import audit_all
 from ledger.commands import Line, ReleaseStock, RemoveStock, ReserveStock
 from ledger.expiry import ExpiryScheduler
 from ledger.store import EventStore
-from tests.world import make_item, make_location, stocked
+from tests.support.world import make_item, make_location, stocked
 
 
 async def releases(pool) -> list[dict]:
@@ -91,7 +91,7 @@ async def test_a_hold_renewed_before_it_expired_is_not_released(store, pool, org
 
 
 async def test_an_api_process_that_projects_also_expires_holds(store, pool, org_id, database_url):
-    from tests.api_client import api_client, key_for
+    from tests.support.api_client import api_client, key_for
 
     location = await make_location(store, org_id)
     item = await make_item(store, org_id)

@@ -21,7 +21,7 @@ import httpx
 import nats
 
 from ledger.keys import create_key, ensure_organization
-from tests.processes import LedgerProcess, NatsCluster, free_port, ledger_env, wait_until
+from tests.support.processes import LedgerProcess, NatsCluster, free_port, ledger_env, wait_until
 
 
 def _owner(processes: list[LedgerProcess], what: str) -> LedgerProcess | None:

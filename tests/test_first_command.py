@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from ledger import embedded
-from tests.fixtures_servers import fallbacks_removed
-from tests.processes import free_port
+from tests.support.fixtures_servers import fallbacks_removed
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

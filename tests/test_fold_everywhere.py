@@ -44,7 +44,7 @@ from projections.refold import Refold, transaction_row
 from projections.replay import replay
 from projections.verify import verify_read_models
 from schemas import EVENT_TYPES, EventEnvelope, ItemAttributes, StockEvent
-from tests.world import make_item, make_location
+from tests.support.world import make_item, make_location
 
 T1, T2, T3 = (datetime(2031, month, 1, tzinfo=UTC) for month in (1, 2, 3))
 

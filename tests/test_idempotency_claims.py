@@ -13,7 +13,7 @@ import msgspec
 
 from api import idempotency, statements
 from ledger.keys import ensure_organization
-from tests.api_client import api_client, key_for
+from tests.support.api_client import api_client, key_for
 
 V1 = "/api/v1"
 

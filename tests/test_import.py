@@ -14,7 +14,7 @@ import pytest
 from ledger.keys import ensure_organization
 from ledger.store import EventStore
 from schemas import LocationAttributes
-from tests.processes import ledger_env
+from tests.support.processes import ledger_env
 
 
 async def _setup(pool, store: EventStore, items: int = 3) -> tuple[int, list[int], int]:

@@ -9,7 +9,7 @@ import structlog
 
 from ledger.keys import create_key, ensure_organization
 from ledger.logs import configure_logging
-from tests.api_client import api_client
+from tests.support.api_client import api_client
 
 
 async def test_a_full_run_logs_context_and_never_a_key(database_url, pool):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api_client import api_client, key_for
+from tests.support.api_client import api_client, key_for
 
 
 async def test_metrics_count_commands_and_report_lag(database_url, pool):

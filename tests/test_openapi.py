@@ -34,7 +34,7 @@ from ledger.cli import SCHEMA_PACKAGES
 from ledger.keys import ALL_SCOPES, create_key, ensure_organization
 from ledger.migrate import migrate_dsn
 from tests.conftest import with_database
-from tests.processes import LedgerProcess, free_port, ledger_env
+from tests.support.processes import LedgerProcess, free_port, ledger_env
 
 DOCUMENT = create_app(ApiSettings(database_url="postgresql://unused")).openapi_schema.to_schema()
 schema = schemathesis.openapi.from_dict(DOCUMENT)

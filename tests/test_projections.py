@@ -27,7 +27,7 @@ from ledger.commands import (
 from ledger.keys import ensure_organization
 from projections import READ_MODEL_NAMES, Projector, create_fresh_tables, read_models, wait_for_position
 from schemas import EventMetadata, ItemAttributes, LocationAttributes
-from tests.world import make_item, make_location
+from tests.support.world import make_item, make_location
 
 WRITERS = 16
 SECONDS = 3.0

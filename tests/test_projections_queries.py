@@ -22,7 +22,7 @@ from ledger.commands import (
 from ledger.keys import ensure_organization
 from projections import Projector, queries, read_models, wait_for_position
 from schemas import EventMetadata, ItemAttributes, LocationAttributes
-from tests.world import make_item, make_location
+from tests.support.world import make_item, make_location
 
 SEED_ITEM_FIELDS = [
     "id", "part_number", "part_name", "description", "category", "serial_number", "quantity_on_hand",

@@ -12,8 +12,8 @@ import pytest
 from ledger.commands import AddStock, UpdateItem
 from projections import Items, Projector, projection_status, read_models, wait_for_position
 from schemas import ItemAttributes
+from tests.support.world import make_item, make_location
 from tests.test_projections import TABLES, folded_read_models, head, make_world, table_rows, write_concurrently
-from tests.world import make_item, make_location
 
 ALL = [p.name for p in read_models()]
 

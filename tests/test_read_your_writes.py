@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ledger.keys import create_key, ensure_organization
-from tests.processes import LedgerProcess, free_port, ledger_env, wait_until
+from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
 
 FAMILIES = ("items", "item", "stock", "transactions", "low_stock", "location", "job",
             "inventory_list", "inventory_stock", "inventory_transactions", "inventory_low_stock", "inventory_location")

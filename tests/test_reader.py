@@ -8,7 +8,7 @@ import random
 from ledger.commands import AddStock
 from ledger.reader import LedgerReader
 from ledger.store import EventStore
-from tests.world import make_item, make_location
+from tests.support.world import make_item, make_location
 
 
 async def _append_in_open_transaction(pool, org_id, item, location, hold: asyncio.Event, result: list):

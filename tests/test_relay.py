@@ -15,7 +15,7 @@ from consumers.subscriber import LedgerSubscriber
 from consumers.wire import STREAM
 from ledger.commands import AddStock, RemoveStock, TransferStock
 from ledger.errors import LedgerError
-from tests.world import make_item, make_location
+from tests.support.world import make_item, make_location
 
 
 async def _write(store, org_id, items, locations, commands: int, seed: int) -> None:

@@ -14,7 +14,7 @@ from consumers.relay import Relay
 from consumers.wire import STREAM
 from ledger.commands import AddStock, ReserveStock, Line, TransferStock, CompleteJob, AdjustStock, UpdateLocation
 from schemas.export import GENERATED, asyncapi_document, documents, encode, event_json_schema
-from tests.world import make_item, make_location
+from tests.support.world import make_item, make_location
 
 
 def test_the_checked_in_documents_are_what_the_definitions_generate():

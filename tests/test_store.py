@@ -12,7 +12,7 @@ from ledger.audit import audit_stream
 from ledger.commands import AddStock, AdjustStock, RemoveStock, TransferStock
 from ledger.hashing import GENESIS
 from schemas import MAX_QUANTITY, EventMetadata, ItemAttributes
-from tests.world import make_item, make_location, stocked
+from tests.support.world import make_item, make_location, stocked
 
 
 async def test_a_command_records_its_events_with_gapless_versions_and_a_hash_chain(store, org_id, pool):

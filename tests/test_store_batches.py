@@ -38,7 +38,7 @@ from ledger.keys import ensure_organization
 from ledger.store import EventStore, LineResult
 from projections import Projector, read_models, wait_for_position
 from schemas import EventMetadata, ItemAttributes, LocationAttributes
-from tests.world import make_item, make_location, stocked
+from tests.support.world import make_item, make_location, stocked
 
 _decode = msgspec.json.decode
 

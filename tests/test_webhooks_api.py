@@ -10,7 +10,7 @@ import pytest
 
 from consumers.webhooks import WebhookSettings, create_endpoint, ping, webhook_status
 from consumers.webhooks.statements import PRUNE_WEBHOOK_DELIVERIES
-from tests.api_client import api_client, key_for
+from tests.support.api_client import api_client, key_for
 
 V1 = "/api/v1/webhooks"
 PUBLIC_URL = "https://93.184.216.34/hooks/ledger"  # an address literal: no DNS needed

@@ -1,6 +1,6 @@
 """Webhooks end to end: commands recorded in PostgreSQL, published by the real relay to a
 private nats-server, turned into deliveries by the emitter, and sent by the deliverer to
-a real HTTP receiver on 127.0.0.1 (tests/webhook_receiver.py).
+a real HTTP receiver on 127.0.0.1 (tests/support/webhook_receiver.py).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from ledger.commands import (
     ReserveStock,
     TransferStock,
 )
-from tests.api_client import api_client, key_for
-from tests.webhook_receiver import Received, Receiver
-from tests.world import make_item, make_location, stocked
+from tests.support.api_client import api_client, key_for
+from tests.support.webhook_receiver import Received, Receiver
+from tests.support.world import make_item, make_location, stocked
 
 # Tests deliver to 127.0.0.1, so they allow internal targets; retries come fast.
 FAST = WebhookSettings(allow_private=True, retry_schedule=(0.0, 0.2, 0.2), timeout=2.0, poll_interval=0.2)

@@ -47,7 +47,7 @@ from schemas import ItemAttributes, LocationAttributes
 async def serve_receivers(count: int) -> None:
     """The child process (`--serve-receivers N`): N receivers; their URLs out on one line,
     then, once its stdin closes, (id, time of arrival) of every request."""
-    from tests.webhook_receiver import Receiver
+    from tests.support.webhook_receiver import Receiver
 
     receivers = [await Receiver().__aenter__() for _ in range(count)]
     print(json.dumps([r.url for r in receivers]), flush=True)

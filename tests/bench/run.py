@@ -419,7 +419,7 @@ class Bench:
     # --- processes -----------------------------------------------------------------
 
     def ledger_process(self, name: str, args: list[str], db_suffix: str, **extra: str):
-        from tests.processes import LedgerProcess
+        from tests.support.processes import LedgerProcess
 
         env = child_env(LEDGER_DATABASE_URL=self.db_url(db_suffix), LEDGER_NATS_URL=self.nats_url,
                         LEDGER_LOG_FORMAT="json", LEDGER_DATA_DIR=str(self.workdir / "ledger-data"), **extra)
@@ -428,7 +428,7 @@ class Bench:
         return process
 
     def start_api(self) -> None:
-        from tests.processes import free_port
+        from tests.support.processes import free_port
 
         self.api_port = free_port()
         # Rate limits stay in the path (the middleware runs) but never refuse the bench.
