@@ -138,7 +138,7 @@ async def append(
                      [(loc.location_id, _encode(loc.attributes)) for loc in _last_by_id(locations, "location_id")]),
         ).parameters())
     except asyncpg.UniqueViolationError as exc:
-        raise _conflict(exc) from None
+        raise _conflict(exc, written) from None
     except asyncpg.DeadlockDetectedError:
         raise StreamRaced(written) from None  # not expected (heads lock in order); retried anyway
     except asyncpg.CheckViolationError as exc:
@@ -156,11 +156,11 @@ def event_id(command_id: uuid.UUID | None, n: int) -> uuid.UUID:
     return uuid.uuid5(command_id, str(n)) if command_id else uuid.uuid4()
 
 
-def _conflict(exc: asyncpg.UniqueViolationError) -> Exception:
+def _conflict(exc: asyncpg.UniqueViolationError, written: set[str]) -> Exception:
     """The one place a unique violation is given its meaning."""
     match exc.constraint_name:
         case "events_stream_version_key":
-            return StreamRaced()  # the caller locks the streams it writes before trying again
+            return StreamRaced(written)  # the caller locks the streams it writes before trying again
         case "events_event_id_key":
             return errors.DuplicateEvent()
         case "item_state_part_number_key":
