@@ -188,7 +188,7 @@ async def test_the_script_records_every_event_type_of_the_union(ledger):
     assert {e.type for e in events} == set(EVENT_TYPES)
 
 
-async def test_evolve_verifys_refold_and_the_write_model_end_where_worked_out_by_hand(ledger, pool):
+async def test_evolve_the_refold_and_the_write_model_end_where_worked_out_by_hand(ledger, pool):
     ids, events = ledger
     want = worked_out(ids)
     *_, (_, refolded) = folded(events)
