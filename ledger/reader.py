@@ -32,7 +32,7 @@ class Horizon:
 
     async def advance(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
         previous = self._pending
-        row = await conn.fetchrow(statements.READ_HORIZON, previous[1] if previous else [])
+        row = await conn.fetchrow(statements.READ_HORIZON, ",".join(previous[1]) if previous else "")
         visible_max, in_progress = row["visible_max"], row["in_flight"]
         if previous and row["previous_finished"]:
             self.position = max(self.position, previous[0])

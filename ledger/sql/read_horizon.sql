@@ -9,7 +9,8 @@
 -- server, keeps long transactions elsewhere (another database, a report) from holding
 -- readers back. It is read after the statement's snapshot: an append missing from it has
 -- already finished, so the events read that follows sees it.
--- $1: the appends in flight at the previous poll (transaction ids, as text).
+-- $1: the appends in flight at the previous poll (transaction ids, comma-separated: as an
+-- array parameter PostgreSQL planned the statement anew at every poll, twice its cost).
 SELECT (SELECT coalesce(max(position), 0) FROM events) AS visible_max,
        ARRAY(SELECT DISTINCT a.backend_xid::text
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -17,4 +18,4 @@ SELECT (SELECT coalesce(max(position), 0) FROM events) AS visible_max,
                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND l.mode = 'RowExclusiveLock' AND a.backend_xid IS NOT NULL) AS in_flight,
        NOT EXISTS (SELECT 1 FROM pg_stat_activity
-                   WHERE backend_xid IS NOT NULL AND backend_xid::text = ANY ($1::text[])) AS previous_finished
+                   WHERE backend_xid IS NOT NULL AND backend_xid::text = ANY (string_to_array($1::text, ','))) AS previous_finished
