@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from ledger.records import envelope_json
+from schemas import parse_stream
 
 STREAM = "LEDGER"
 SUBJECTS = "ledger.>"
@@ -22,7 +23,7 @@ def nats_servers(url: str) -> list[str]:
 
 def subject(org_id: int, stream: str, event_type: str) -> str:
     """`ledger.<org_id>.<stream_kind>.<stream_id>.<type>`, e.g. `ledger.7.item.42.Transfer_out`."""
-    kind, _, stream_id = stream.partition("-")
+    kind, stream_id = parse_stream(stream)
     return f"ledger.{org_id}.{kind}.{stream_id}.{event_type}"
 
 

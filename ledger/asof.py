@@ -18,7 +18,7 @@ from ledger import statements
 from ledger.decide import evolve
 from ledger.feed import settled_horizon, stream_exists
 from ledger.state import ItemState
-from schemas import LedgerEvent, StockEvent
+from schemas import LedgerEvent, StockEvent, item_stream
 
 _PAGE = 5000
 _decode_event = msgspec.json.Decoder(LedgerEvent).decode
@@ -35,7 +35,7 @@ async def item_state_at(
     conn, org_id: int, item_id: int, *, at_position: int | None = None, as_of: datetime | None = None
 ) -> tuple[ItemState, dict[int, datetime]] | None:
     """The item's state then, and when stock last moved at each place; None if it is not the org's."""
-    stream = f"item-{item_id}"
+    stream = item_stream(item_id)
     if not await stream_exists(conn, org_id, stream):
         return None
     bound = await settled_horizon(conn)

@@ -24,7 +24,7 @@ from ledger.footprint import Footprint
 from ledger.hashing import GENESIS, event_hash
 from ledger.state import ItemState, LocationState, StockLevel
 from ledger.snapshots import load_snapshot
-from schemas import LedgerEvent
+from schemas import LedgerEvent, parse_stream
 
 _decode_event = msgspec.json.Decoder(LedgerEvent).decode
 _decode_any = msgspec.json.decode
@@ -66,9 +66,9 @@ def chain_problems(rows: Sequence[asyncpg.Record]) -> list[str]:
 
 
 def fold(stream: str, rows: Sequence[asyncpg.Record]) -> ItemState | LocationState:
-    kind, _, stream_id = stream.partition("-")
+    kind, stream_id = parse_stream(stream)
     state: ItemState | LocationState = (
-        ItemState(item_id=int(stream_id)) if kind == "item" else LocationState(location_id=int(stream_id))
+        ItemState(item_id=stream_id) if kind == "item" else LocationState(location_id=stream_id)
     )
     for row in rows:
         state = evolve(state, _decode_event(row["data"]))
@@ -85,14 +85,12 @@ async def read_whole_stream(conn, org_id: int, stream: str) -> list[asyncpg.Reco
 
 
 async def write_model_state(conn, org_id: int, stream: str) -> ItemState | LocationState:
-    kind, _, stream_id = stream.partition("-")
+    kind, stream_id = parse_stream(stream)
     if kind == "item":
-        item_id = int(stream_id)
-        snapshot, _ = await load_snapshot(conn, org_id, Footprint(items=(item_id,), whole_items=(item_id,)))
-        return snapshot.item(item_id)
-    location_id = int(stream_id)
-    snapshot, _ = await load_snapshot(conn, org_id, Footprint(locations=(location_id,)))
-    return snapshot.location(location_id)
+        snapshot, _ = await load_snapshot(conn, org_id, Footprint(items=(stream_id,), whole_items=(stream_id,)))
+        return snapshot.item(stream_id)
+    snapshot, _ = await load_snapshot(conn, org_id, Footprint(locations=(stream_id,)))
+    return snapshot.location(stream_id)
 
 
 def head_problems(stream: str, rows: Sequence[asyncpg.Record], head: asyncpg.Record | None) -> list[str]:

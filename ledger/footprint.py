@@ -24,6 +24,7 @@ from ledger.commands import (
     UpdateItem,
     UpdateLocation,
 )
+from schemas import item_stream, location_stream
 
 
 class Footprint(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,9 +42,9 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True):
     def target_stream(self) -> str | None:
         """The one stream an `If-Match` version refers to, if the command has one."""
         if len(self.items) == 1 and not self.job_ids:
-            return f"item-{self.items[0]}"
+            return item_stream(self.items[0])
         if not self.items and len(self.locations) == 1:
-            return f"location-{self.locations[0]}"
+            return location_stream(self.locations[0])
         return None
 
 

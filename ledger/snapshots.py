@@ -16,7 +16,7 @@ import msgspec
 from ledger import statements
 from ledger.footprint import Footprint
 from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
-from schemas import ItemAttributes, LocationAttributes
+from schemas import ItemAttributes, LocationAttributes, item_stream, location_stream
 
 # Array elements in all up to which they are spelled out as scalar parameters.
 MAX_SPELLED_OUT = 16
@@ -104,14 +104,14 @@ async def load_snapshot(
         )
     items = {}
     for i in _decode_items(row["items"]):
-        heads[f"item-{i.item_id}"] = (i.version, i.last_hash)
+        heads[item_stream(i.item_id)] = (i.version, i.last_hash)
         items[i.item_id] = ItemState(
             item_id=i.item_id, version=i.version, attributes=i.attributes, deleted=i.deleted,
             stock=stock.get(i.item_id, {}), quantity_on_hand=i.quantity_on_hand,
         )
     locations = {}
     for loc in _decode_locations(row["locations"]):
-        heads[f"location-{loc.location_id}"] = (loc.version, loc.last_hash)
+        heads[location_stream(loc.location_id)] = (loc.version, loc.last_hash)
         locations[loc.location_id] = LocationState(
             location_id=loc.location_id, version=loc.version, attributes=loc.attributes
         )

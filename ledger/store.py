@@ -33,7 +33,7 @@ from ledger.hashing import GENESIS
 from ledger.records import envelopes
 from ledger.snapshots import load_snapshot
 from ledger.state import Snapshot
-from schemas import EventEnvelope, EventMetadata, ItemAttributes, LedgerEvent, LocationAttributes, stream_of
+from schemas import EventEnvelope, EventMetadata, ItemAttributes, LedgerEvent, LocationAttributes, item_stream, stream_of
 
 # A stream that lost a race to another process is decided under its row lock this long.
 HOT_SECONDS = 2.0
@@ -224,7 +224,7 @@ class EventStore:
         if not self._hot:
             return False
         now = time.monotonic()
-        return any(self._hot.get((org_id, f"item-{item}"), 0.0) > now for item in reads.items)
+        return any(self._hot.get((org_id, item_stream(item)), 0.0) > now for item in reads.items)
 
     def _heat(self, org_id: int, streams: set[str]) -> None:
         """Streams that just lost a race to another process are decided under their row
@@ -321,10 +321,10 @@ class EventStore:
         """Lock every stream the group may write, in one sorted statement: the item
         streams it reads, the streams a raced attempt was going to write (a location's,
         a new item's), and the items a job holds stock of (found first)."""
-        streams = streams | {f"item-{i}" for i in reads.items}
+        streams = streams | {item_stream(i) for i in reads.items}
         if reads.job_ids:
             snapshot, _ = await load_snapshot(conn, org_id, reads)
-            streams |= {f"item-{i}" for i in snapshot.items}
+            streams |= {item_stream(i) for i in snapshot.items}
         await conn.execute(statements.LOCK_STREAMS, org_id, sorted(streams))
         return streams
 

@@ -18,7 +18,7 @@ from ledger.effects import effect, is_stock_event
 from ledger.state import ItemState, LocationState
 from projections.movement import signed_quantity
 from projections.transactions import job_id, notes, related_location_id
-from schemas import EventEnvelope, ItemCreated, ItemDeleted, ItemUpdated, LocationCreated
+from schemas import EventEnvelope, ItemCreated, ItemDeleted, ItemUpdated, LocationCreated, parse_stream
 
 # The key columns of each read-model table, in primary-key order.
 KEYS = {
@@ -42,7 +42,7 @@ class Refold:
 
     def apply(self, e: EventEnvelope) -> None:
         data, org, at = e.data, e.org_id, e.recorded_at
-        if e.stream.startswith("location-"):
+        if parse_stream(e.stream)[0] == "location":
             key = (org, data.location_id)
             self.locations[key] = evolve(self.locations.get(key) or LocationState(location_id=data.location_id), data)
             self._dated((org, "location", data.location_id), at, isinstance(data, LocationCreated))

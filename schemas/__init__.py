@@ -26,6 +26,9 @@ from schemas.events import (
     StockReserved,
     TransferredIn,
     TransferredOut,
+    item_stream,
+    location_stream,
+    parse_stream,
     stream_of,
 )
 
@@ -55,5 +58,8 @@ __all__ = [
     "StockReserved",
     "TransferredIn",
     "TransferredOut",
+    "item_stream",
+    "location_stream",
+    "parse_stream",
     "stream_of",
 ]

@@ -178,13 +178,34 @@ STOCK_TRANSACTION_TYPES = (
 EVENT_TYPES = tuple(cls.__struct_config__.tag for cls in LedgerEvent.__args__)
 
 
+# Stream names: `item-<item_id>` and `location-<location_id>`. Spelled here and nowhere
+# else in Python (SQL that joins streams to the write model spells them as `'item-' || id`).
+StreamKind = Literal["item", "location"]
+
+
+def item_stream(item_id: int) -> str:
+    return f"item-{item_id}"
+
+
+def location_stream(location_id: int) -> str:
+    return f"location-{location_id}"
+
+
+def parse_stream(stream: str) -> tuple[StreamKind, int]:
+    """What a stream is about: `("item", 42)` for `item-42`."""
+    kind, _, stream_id = stream.partition("-")
+    if kind not in ("item", "location") or not stream_id.isdigit():
+        raise ValueError(f"not a stream name: {stream!r}")
+    return kind, int(stream_id)  # type: ignore[return-value]
+
+
 def stream_of(event: LedgerEvent) -> str:
     """The stream an event belongs to: its item's, or its location's for location events."""
     match event:
         case LocationCreated() | LocationUpdated():
-            return f"location-{event.location_id}"
+            return location_stream(event.location_id)
         case _:
-            return f"item-{event.item_id}"
+            return item_stream(event.item_id)
 
 
 class EventMetadata(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,7 @@ from api.routes.params import ItemId
 from ledger import errors, statements
 from ledger.feed import read_page, settled_horizon, stream_exists
 from ledger.records import envelopes
-from schemas import EVENT_TYPES, MAX_QUANTITY, EventEnvelope
+from schemas import EVENT_TYPES, MAX_QUANTITY, EventEnvelope, item_stream
 
 EVENTS = {"scope": "events:read"}
 MAX_LIMIT = 1000  # events per page: enough to page fast, small enough to answer in milliseconds
@@ -46,7 +46,7 @@ class EventController(Controller):
     ) -> Response[CursorEnvelope[EventEnvelope]]:
         """The organization's ledger in position order, up to the never-skip horizon."""
         start, types = decode_cursor(POSITION, after), _types(event_type)
-        stream = f"item-{item_id}" if item_id is not None else None
+        stream = item_stream(item_id) if item_id is not None else None
         async with request.app.state.pool.acquire() as conn:
             horizon = await settled_horizon(conn)
             rows = await read_page(conn, request.user.org_id, after=start, horizon=horizon, limit=limit + 1,
@@ -61,7 +61,7 @@ class EventController(Controller):
     @get("/items/{item_id:int}/events", opt=EVENTS, operation_id="listItemEvents")
     async def item_stream(self, request: Request, item_id: ItemId, after: After = None, limit: Limit = 100) -> Response[CursorEnvelope[EventEnvelope]]:
         """The item's raw stream in version order (archived items included)."""
-        start, stream, org_id = decode_cursor(VERSION, after), f"item-{item_id}", request.user.org_id
+        start, stream, org_id = decode_cursor(VERSION, after), item_stream(item_id), request.user.org_id
         # Versions of one stream commit in order (each append reads the committed head),
         # so reading by version needs no horizon.
         async with request.app.state.pool.acquire() as conn:

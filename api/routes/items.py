@@ -14,7 +14,7 @@ from api.routes.params import ItemId
 from ledger import errors
 from ledger.commands import DeleteItem, UpdateItem
 from ledger.store import CommandResult
-from schemas import ItemAttributes
+from schemas import ItemAttributes, item_stream
 from projections.models import Item as ItemView
 from schemas.api import CommandEnvelope, ItemCreate, ItemPatch, ItemReplace
 
@@ -66,7 +66,7 @@ async def change_item(request: Request, item_id: int, data: ItemPatch) -> tuple[
 
 async def _update(request: Request, command: UpdateItem) -> tuple[ItemView, int]:
     result = await command_requests.execute(request, command)
-    created_at = await request.app.state.store.created_at(request.user.org_id, f"item-{command.item_id}")
+    created_at = await request.app.state.store.created_at(request.user.org_id, item_stream(command.item_id))
     item = result.snapshot.item(command.item_id)
     view = item_view(
         command.item_id, item.attributes, sum(level.quantity for level in item.stock.values()),

@@ -12,7 +12,7 @@ from api.routes.params import LocationId
 from ledger import errors
 from ledger.commands import UpdateLocation
 from projections.models import Location as LocationView
-from schemas import LocationAttributes
+from schemas import LocationAttributes, location_stream
 from schemas.api import CommandEnvelope, LocationCreate, LocationPatch
 
 WRITE = {"scope": "inventory:write"}
@@ -45,7 +45,7 @@ class LocationController(Controller):
         if not changes:
             raise errors.ValidationFailed("No recognized fields in the request body", code="no_fields")
         result = await command_requests.execute(request, UpdateLocation(location_id=location_id, changes=changes))
-        created_at = await request.app.state.store.created_at(request.user.org_id, f"location-{location_id}")
+        created_at = await request.app.state.store.created_at(request.user.org_id, location_stream(location_id))
         location = result.snapshot.location(location_id)
         updated_at = result.events[-1].recorded_at if result.events else created_at
         view = location_view(location_id, location.attributes, created_at, updated_at)
