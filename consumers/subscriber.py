@@ -35,10 +35,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from consumers.wire import STREAM
 from ledger.background import BackgroundLoop
+from ledger.records import decode_envelope
 from schemas import EventEnvelope
 
 log = structlog.get_logger("subscriber")
-_decode = msgspec.json.Decoder(EventEnvelope).decode
 
 
 class Seen(Protocol):
@@ -97,7 +97,7 @@ class LedgerSubscriber(BackgroundLoop):
 
     async def _handle(self, msg) -> None:
         try:
-            event = _decode(msg.data)
+            event = decode_envelope(msg.data)
         except msgspec.DecodeError as exc:
             log.error("undecodable message terminated", subject=msg.subject, error=str(exc))
             self.terminated += 1

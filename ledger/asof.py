@@ -17,11 +17,11 @@ import msgspec
 from ledger import statements
 from ledger.decide import evolve
 from ledger.feed import settled_horizon, stream_exists
+from ledger.records import decode_event
 from ledger.state import ItemState
-from schemas import LedgerEvent, StockEvent, item_stream
+from schemas import StockEvent, item_stream
 
 _PAGE = 5000
-_decode_event = msgspec.json.Decoder(LedgerEvent).decode
 
 
 class PastLevel(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,7 +47,7 @@ async def item_state_at(
         for row in rows:
             if as_of is not None and row["recorded_at"] > as_of:
                 return state, moved
-            event = _decode_event(row["data"])
+            event = decode_event(row["data"])
             state = evolve(state, event)
             if isinstance(event, StockEvent):
                 moved[event.location_id] = row["recorded_at"]

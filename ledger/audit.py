@@ -22,11 +22,11 @@ from ledger import statements
 from ledger.decide import evolve
 from ledger.footprint import Footprint
 from ledger.hashing import GENESIS, event_hash
+from ledger.records import decode_event
 from ledger.state import ItemState, LocationState, StockLevel
 from ledger.snapshots import load_snapshot
-from schemas import LedgerEvent, parse_stream
+from schemas import parse_stream
 
-_decode_event = msgspec.json.Decoder(LedgerEvent).decode
 _decode_any = msgspec.json.decode
 _PAGE = 5000
 
@@ -71,7 +71,7 @@ def fold(stream: str, rows: Sequence[asyncpg.Record]) -> ItemState | LocationSta
         ItemState(item_id=stream_id) if kind == "item" else LocationState(location_id=stream_id)
     )
     for row in rows:
-        state = evolve(state, _decode_event(row["data"]))
+        state = evolve(state, decode_event(row["data"]))
     return state
 
 

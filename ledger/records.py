@@ -1,4 +1,7 @@
-"""Recorded events: database rows to `EventEnvelope`s, decoded by msgspec without detours."""
+"""Recorded events: database rows to `EventEnvelope`s, decoded by msgspec without detours.
+
+The one place events are decoded: `decode_event` for a stored row's `data`, and
+`decode_envelope` for an envelope as JSON (a NATS message, a `GET /events` entry)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ import msgspec
 
 from schemas import EventEnvelope, EventMetadata, LedgerEvent
 
-_decode_event = msgspec.json.Decoder(LedgerEvent).decode
+decode_event = msgspec.json.Decoder(LedgerEvent).decode
+decode_envelope = msgspec.json.Decoder(EventEnvelope).decode
 _decode_metadata = msgspec.json.Decoder(EventMetadata).decode
 
 
@@ -23,7 +27,7 @@ def envelope(row: asyncpg.Record) -> EventEnvelope:
         stream=row["stream"],
         version=row["version"],
         type=row["type"],
-        data=_decode_event(row["data"]),
+        data=decode_event(row["data"]),
         metadata=_decode_metadata(row["metadata"]),
         recorded_at=row["recorded_at"],
         prev_hash=row["prev_hash"],

@@ -33,10 +33,10 @@ from consumers.webhooks.levels import ItemLevel
 from consumers.webhooks.settings import WebhookSettings
 from ledger.background import BackgroundLoop
 from ledger.lease import KEEPALIVES, Keepalives, LeaseConnection
+from ledger.records import decode_envelope
 from schemas import EventEnvelope
 
 log = structlog.get_logger("webhooks.emitter")
-_decode = msgspec.json.Decoder(EventEnvelope).decode
 
 
 class OutOfOrder(Exception):
@@ -129,7 +129,7 @@ class Emitter(BackgroundLoop):
         envelopes, undecodable = [], []
         for msg in batch:
             try:
-                envelopes.append(_decode(msg.data))
+                envelopes.append(decode_envelope(msg.data))
             except msgspec.DecodeError as exc:  # a newer event type, a foreign message: never decodable
                 log.error("undecodable message skipped", subject=msg.subject, error=str(exc))
                 undecodable.append(msg)
