@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator
 
 from litestar import Litestar, Router
 from litestar.middleware import DefineMiddleware
 
+from api import shared as shared_objects
 from api.auth import KeyCache, require_scope
 from api.bodies import strict_body
+from api.consistency import Reads
 from api.errors import handle_exception
 from api.idempotency import IdempotencyMiddleware
 from api.metrics import metrics
@@ -30,46 +31,35 @@ from api.routes.reads import ItemReadController, LocationReadController, get_job
 from api.routes.stock import StockController
 from api.routes.transfers import TransferController
 from api.routes.webhooks import WebhookController
-from api.settings import ApiSettings
+from api.settings import ApiSettings, handed_over
+from ledger import roles
 from ledger.db import create_pool
-from ledger.expiry import ExpiryScheduler
 from ledger.logs import configure_logging
 from ledger.store import EventStore
-from projections import Projector, read_models
 from projections.watch import CheckpointWatch
 
 
-def create_app(settings: ApiSettings | None = None) -> Litestar:
-    if settings is None:  # an API worker process started from the environment (serve --workers)
-        configure_logging(os.environ.get("LEDGER_LOG_FORMAT", "console"))
-        settings = ApiSettings.from_env()
+def create_app(settings: ApiSettings) -> Litestar:
+    shared = shared_objects.Shared()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, min_size=settings.pool_min, max_size=settings.pool_max,
                                  timeout=settings.db_timeout)
-        app.state.pool = pool
-        app.state.store = EventStore(pool)
-        app.state.key_cache = KeyCache()
-        app.state.checkpoints = CheckpointWatch(pool, settings.database_url)  # reads wait on it
-        app.state.checkpoints.start()
-        app.state.nats = NatsLink(settings.nats_url) if settings.nats_url else None
-        if app.state.nats:
-            app.state.nats.start()
-        projector = Projector(pool, settings.database_url, read_models()) if settings.run_projector else None
-        expiry = ExpiryScheduler(pool) if settings.run_projector else None  # runs where projectors run
-        if projector:
-            projector.start()
-            expiry.start()
+        shared.pool, shared.store, shared.key_cache = pool, EventStore(pool), KeyCache()
+        shared.checkpoints = CheckpointWatch(pool, settings.database_url)
+        shared.checkpoints.start()
+        shared.reads = Reads(pool, shared.checkpoints)
+        shared.nats = NatsLink(settings.nats_url) if settings.nats_url else None
+        if shared.nats:
+            shared.nats.start()
         try:
-            yield
+            async with roles.running(roles.Loops(projector=settings.run_projector), settings.database_url, pool=pool):
+                yield
         finally:
-            if projector:
-                await expiry.stop()
-                await projector.stop()  # finishes its batch: the checkpoint is written
-            if app.state.nats:
-                await app.state.nats.close()
-            await app.state.checkpoints.stop()
+            if shared.nats:
+                await shared.nats.close()
+            await shared.checkpoints.stop()
             await pool.close()
 
     api = Router(
@@ -85,6 +75,8 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[api, healthz, readyz, metrics],
         lifespan=[lifespan],
+        dependencies=shared_objects.dependencies(shared, settings),
+        state=shared_objects.state(shared),
         middleware=[
             request_pass(settings.rate_limit, settings.rate_limit_unit),  # request id, rate limit, key, log line
             DefineMiddleware(IdempotencyMiddleware, max_body_size=settings.max_body_size),
@@ -97,3 +89,10 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
     )
     document_errors(app)
     return app
+
+
+def worker_app() -> Litestar:
+    """The app of an API worker process (`ledger serve --workers N`): uvicorn's factory."""
+    settings, log_format = handed_over()
+    configure_logging(log_format)
+    return create_app(settings)

@@ -68,8 +68,7 @@ def command_id_of(request: Request):
     return command_id(request.user.org_id, request.headers.get("idempotency-key"))
 
 
-async def execute(request: Request, command: AnyCommand) -> CommandResult:
-    store: EventStore = request.app.state.store
+async def execute(request: Request, store: EventStore, command: AnyCommand) -> CommandResult:
     return await _counted(type(command).__name__, store.execute(request.user.org_id, command, **_options(request)))
 
 
@@ -83,11 +82,9 @@ async def _counted(name: str, running) -> CommandResult:
     return result
 
 
-async def create_item(request: Request, attributes: ItemAttributes, **extra) -> CommandResult:
-    store: EventStore = request.app.state.store
+async def create_item(request: Request, store: EventStore, attributes: ItemAttributes, **extra) -> CommandResult:
     return await _counted("CreateItem", store.create_item(request.user.org_id, attributes, **extra, **_options(request)))
 
 
-async def create_location(request: Request, attributes: LocationAttributes) -> CommandResult:
-    store: EventStore = request.app.state.store
+async def create_location(request: Request, store: EventStore, attributes: LocationAttributes) -> CommandResult:
     return await _counted("CreateLocation", store.create_location(request.user.org_id, attributes, **_options(request)))

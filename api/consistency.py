@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import asyncpg
 from litestar import Request
 from litestar.params import QueryParameter
 
 from ledger import errors
 from projections import READ_MODEL_NAMES, statements
+from projections.watch import CheckpointWatch
 
 WAIT_SECONDS = 3.0
 _READ_LEDGER_HEAD = statements.READ_LEDGER_HEAD.replace("{read_model_count}", str(len(set(READ_MODEL_NAMES)))).replace(
@@ -39,20 +41,30 @@ class NotCaughtUp(errors.LedgerError):
     default_message = "The read models have not reached the requested position yet; retry shortly"
 
 
-async def caught_up(request: Request, min_position: int | None, consistency: str | None = None) -> None:
-    wanted = _asked_position(request, min_position)
-    eventual = (consistency or request.headers.get("x-ledger-consistency", "")).lower() == "eventual"
-    if eventual and not wanted:
-        return
-    row = await request.app.state.pool.fetchrow(_READ_LEDGER_HEAD, request.user.org_id)
-    # A position no command was ever given cannot be waited for: the caller's mistake.
-    if wanted > row["handed_out"]:
-        raise errors.ValidationFailed("min_position is beyond the ledger's last position", code="unknown_position")
-    target = wanted if eventual else max(wanted, row["head"])
-    if target <= (row["reached"] or 0):
-        return
-    if not await request.app.state.checkpoints.wait(target, timeout=WAIT_SECONDS):
-        raise NotCaughtUp(position=target)
+class Reads:
+    """What a read of the read models needs: the pool it queries, and the checkpoint
+    watch it waits on. One object, so a read route takes one injected parameter (litestar
+    resolves two dependencies of one route in a task group: 70 us a request)."""
+
+    __slots__ = ("checkpoints", "pool")
+
+    def __init__(self, pool: asyncpg.Pool, checkpoints: CheckpointWatch):
+        self.pool, self.checkpoints = pool, checkpoints
+
+    async def caught_up(self, request: Request, min_position: int | None, consistency: str | None = None) -> None:
+        wanted = _asked_position(request, min_position)
+        eventual = (consistency or request.headers.get("x-ledger-consistency", "")).lower() == "eventual"
+        if eventual and not wanted:
+            return
+        row = await self.pool.fetchrow(_READ_LEDGER_HEAD, request.user.org_id)
+        # A position no command was ever given cannot be waited for: the caller's mistake.
+        if wanted > row["handed_out"]:
+            raise errors.ValidationFailed("min_position is beyond the ledger's last position", code="unknown_position")
+        target = wanted if eventual else max(wanted, row["head"])
+        if target <= (row["reached"] or 0):
+            return
+        if not await self.checkpoints.wait(target, timeout=WAIT_SECONDS):
+            raise NotCaughtUp(position=target)
 
 
 def _asked_position(request: Request, min_position: int | None) -> int:

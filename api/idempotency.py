@@ -38,6 +38,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import statements
 from api.errors import IdempotencyKeyInUse, IdempotencyKeyReused, PayloadTooLarge
+from api.shared import of_scope
 from ledger import errors
 from ledger.db import connection_lost
 
@@ -81,7 +82,7 @@ class IdempotencyMiddleware:
         fingerprint = hashlib.sha256(
             b"\0".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
         ).digest()
-        pool, org_id = scope["app"].state.pool, scope["user"].org_id
+        pool, org_id = of_scope(scope).pool, scope["user"].org_id
 
         token = uuid.uuid4()
         if (record := await self._claim(pool, org_id, key_text, fingerprint, token)) is not None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import time
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
+from api import shared
 from consumers.relay import relay_status
 from consumers.webhooks import statements as webhook_statements
 from consumers.webhooks import webhook_status
@@ -69,8 +70,8 @@ def _registry():
 
 
 @get("/metrics", operation_id="metrics", exclude_from_auth=True, tags=["operations"], media_type="text/plain")
-async def metrics(request: Request) -> Response[bytes]:
+async def metrics(pool: shared.Pool) -> Response[bytes]:
     """Prometheus exposition of this service's metrics."""
-    await _refresh(request.app.state.pool)
+    await _refresh(pool)
     # Litestar appends the charset itself; CONTENT_TYPE_LATEST already has one.
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8"))

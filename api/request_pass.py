@@ -34,6 +34,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Forbidden, Unauthorized, translate
+from api.shared import of_scope
 from api.metrics import observe_request
 from api.request_ids import request_id
 
@@ -100,8 +101,8 @@ class RequestPass:
     async def _authenticate(self, scope: Scope, key: bytes | None) -> None:
         if not key or len(key) > MAX_KEY_LENGTH:
             raise Unauthorized()
-        state = scope["app"].state
-        api_key = await state.key_cache.lookup(state.pool, key.decode("latin-1"))
+        shared = of_scope(scope)
+        api_key = await shared.key_cache.lookup(shared.pool, key.decode("latin-1"))
         if api_key is None:
             raise Unauthorized()
         structlog.contextvars.bind_contextvars(org_id=api_key.org_id, key_id=api_key.key_id)

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import click
 import msgspec
 
-from ledger import errors
+from ledger import errors, roles
+from ledger.roles import ROLES
 from ledger.settings import Settings
 
 # Packages whose schema migrations `migrate` applies, in this order.
@@ -98,9 +99,6 @@ def migrate(settings: Settings) -> None:
     click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
 
 
-ROLES = ("all", "api", "projector", "relay", "webhooks")
-
-
 @main.command()
 @click.argument("role", default="all", type=click.Choice(ROLES))
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -113,14 +111,13 @@ def serve(settings: Settings, role: str, workers: int | None) -> None:
     and the relay are owned by one process at a time (advisory locks) and taken over
     when their owner dies.
     """
-    workers = workers or os.cpu_count() or 1
+    plan = roles.plan(role, workers or os.cpu_count() or 1)
     with database_url(settings) as db_url, nats_url(settings) as nats:
         asyncio.run(_migrate(db_url))
-        if role in ("all", "api") and workers > 1:
-            _serve_api_workers(settings, db_url, nats, workers, with_background=role == "all")
+        if plan.loops_apart:
+            _serve_api_workers(settings, db_url, nats, plan)
         else:
-            asyncio.run(_serve(settings, db_url, nats, api=role in ("all", "api"), projector=role in ("all", "projector"),
-                               relay=role in ("all", "relay"), webhooks=role in ("all", "webhooks")))
+            asyncio.run(_serve(settings, db_url, nats, plan))
 
 
 async def _migrate(db_url: str) -> None:
@@ -129,61 +126,48 @@ async def _migrate(db_url: str) -> None:
     await migrate_dsn(db_url, SCHEMA_PACKAGES)
 
 
-async def _serve(
-    settings: Settings, db_url: str, nats: str, *, api: bool, projector: bool, relay: bool, webhooks: bool
-) -> None:
-    from consumers.relay import Relay
-    from consumers.webhooks import WebhookWorker
-    from ledger.db import create_pool
-    from ledger.expiry import ExpiryScheduler
-    from projections import Projector, read_models
-
-    async with contextlib.AsyncExitStack() as running:
-        if relay:
-            publisher = Relay(db_url, nats, replicas=settings.nats.stream_replicas)
-            publisher.start()
-            running.push_async_callback(publisher.stop)  # finishes its batch: the checkpoint is written
-        if webhooks:
-            worker = WebhookWorker(db_url, nats)
-            worker.start()
-            running.push_async_callback(worker.stop)
-        if projector and not api:  # with the API, the API process runs it (run_projector)
-            pool = await create_pool(db_url, min_size=1, max_size=4)
-            running.push_async_callback(pool.close)
-            projecting = Projector(pool, db_url, read_models())
-            projecting.start()
-            running.push_async_callback(projecting.stop)
-            expiring = ExpiryScheduler(pool)  # releases expired holds; runs where projectors run
-            expiring.start()
-            running.push_async_callback(expiring.stop)
-        if api:
-            await _serve_api(settings, db_url, nats, run_projector=projector)
-        else:
-            roles = [name for name, on in (("projector", projector), ("relay", relay), ("webhooks", webhooks)) if on]
-            click.echo(f"ledger: {' and '.join(roles)} running on {db_url.split('@')[-1]}; Ctrl-C to stop")
-            await _until_stopped()
+async def _serve(settings: Settings, db_url: str, nats: str, plan: roles.Plan) -> None:
+    """Everything `plan` runs, in this process."""
+    if not plan.api_workers:
+        await _serve_loops(settings, db_url, nats, plan.loops)
+        return
+    async with _loops(settings, db_url, nats, plan.loops):
+        await _serve_api(settings, db_url, nats, run_projector=plan.api_projector)
 
 
-def _serve_api_workers(settings: Settings, db_url: str, nats: str, workers: int, *, with_background: bool) -> None:
+async def _serve_loops(settings: Settings, db_url: str, nats: str, loops: roles.Loops) -> None:
+    async with _loops(settings, db_url, nats, loops):
+        click.echo(f"ledger: {' and '.join(loops.names())} running on {db_url.split('@')[-1]}; Ctrl-C to stop")
+        await _until_stopped()
+
+
+def _loops(settings: Settings, db_url: str, nats: str, loops: roles.Loops):
+    return roles.running(loops, db_url, nats, stream_replicas=settings.nats.stream_replicas,
+                         webhook_settings=settings.webhooks() if loops.webhooks else None)
+
+
+def _serve_api_workers(settings: Settings, db_url: str, nats: str, plan: roles.Plan) -> None:
     """Several API processes (uvicorn's supervisor) and, beside them, one process for the
-    projector, the relay and the webhook worker, which must not run once per API worker."""
+    loops (projector, relay, webhook worker), which must not run once per API worker."""
     import multiprocessing
     import tempfile
 
     import uvicorn
 
-    metrics_dir = tempfile.mkdtemp(prefix="ledger-metrics-")
-    os.environ.update(LEDGER_DATABASE_URL=db_url, LEDGER_NATS_URL=nats, PROMETHEUS_MULTIPROC_DIR=metrics_dir)
+    from api.settings import api_settings, hand_over
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ledger-metrics-")  # read by prometheus-client
+    hand_over(api_settings(settings, db_url, nats, run_projector=plan.api_projector), settings.log_format)
     background = None
-    if with_background:
+    if plan.loops.names():
         background = multiprocessing.get_context("spawn").Process(
-            target=_background_process, args=(settings, db_url, nats), name="ledger-workers"
+            target=_background_process, args=(settings, db_url, nats, plan.loops), name="ledger-workers"
         )
         background.start()
-    _banner(settings, db_url, nats, workers)
+    _banner(settings, db_url, nats, plan.api_workers)
     try:
-        uvicorn.run("api.app:create_app", factory=True, host=settings.http.host, port=settings.http.port,
-                    workers=workers, log_level="warning", timeout_graceful_shutdown=30,
+        uvicorn.run("api.app:worker_app", factory=True, host=settings.http.host, port=settings.http.port,
+                    workers=plan.api_workers, log_level="warning", timeout_graceful_shutdown=30,
                     access_log=False)  # api/request_pass.py writes one line per request
     finally:
         if background is not None:
@@ -191,11 +175,11 @@ def _serve_api_workers(settings: Settings, db_url: str, nats: str, workers: int,
             background.join(60)
 
 
-def _background_process(settings: Settings, db_url: str, nats: str) -> None:
+def _background_process(settings: Settings, db_url: str, nats: str, loops: roles.Loops) -> None:
     from ledger.logs import configure_logging
 
     configure_logging(settings.log_format)
-    asyncio.run(_serve(settings, db_url, nats, api=False, projector=True, relay=True, webhooks=True))
+    asyncio.run(_serve_loops(settings, db_url, nats, loops))
 
 
 def _banner(settings: Settings, db_url: str, nats: str, workers: int = 1) -> None:
@@ -215,9 +199,9 @@ async def _serve_api(settings: Settings, db_url: str, nats: str, *, run_projecto
 
     from api.app import create_app
     from api.server import GracefulServer
-    from api.settings import ApiSettings
+    from api.settings import api_settings
 
-    app = create_app(ApiSettings.from_env(database_url=db_url, nats_url=nats, run_projector=run_projector))
+    app = create_app(api_settings(settings, db_url, nats, run_projector=run_projector))
     _banner(settings, db_url, nats)
     host, port = settings.http.host, settings.http.port
     server = GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))

@@ -10,6 +10,7 @@ import pytest
 
 from consumers.webhooks import WebhookSettings, create_endpoint, ping, webhook_status
 from consumers.webhooks.statements import PRUNE_WEBHOOK_DELIVERIES
+from ledger.settings import Settings
 from tests.support.api_client import api_client, key_for
 
 V1 = "/api/v1/webhooks"
@@ -116,7 +117,8 @@ async def test_urls_events_and_internal_targets_are_refused_with_their_codes(dat
 
 
 async def test_internal_targets_are_accepted_when_the_operator_allows_them(database_url, pool, allow_private):
-    async with api_client(database_url, projector=False) as client:
+    webhooks = Settings.from_env().webhooks()  # read as `ledger serve` reads it, and handed to the API
+    async with api_client(database_url, projector=False, webhooks=webhooks) as client:
         key = await key_for(pool, scopes=("webhooks:manage",))
         ok(await client.post(V1, json={"url": "http://127.0.0.1:9000/hook", "events": ["*"]}, headers=key), 201)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+import asyncpg
 from litestar import Request
 from litestar.params import QueryParameter
 
@@ -36,13 +37,15 @@ def parse_as_of(text: str) -> datetime:
     return moment
 
 
-async def past_stock(request: Request, item_id: int, as_of: str | None, at_position: int | None) -> list[StockEntry]:
+async def past_stock(
+    request: Request, pool: asyncpg.Pool, item_id: int, as_of: str | None, at_position: int | None
+) -> list[StockEntry]:
     """The item's stock entries as they were; raises NotFound for an item not of the caller's organization."""
     if as_of is not None and at_position is not None:
         raise errors.ValidationFailed("give as_of or at_position, not both")
     moment = parse_as_of(as_of) if as_of is not None else None
     org_id = request.user.org_id
-    async with request.app.state.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         levels = await stock_at(conn, org_id, item_id, at_position=at_position, as_of=moment)
         if levels is None:
             raise errors.NotFound(f"item {item_id} does not exist")

@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
 
+from api import shared
 from api.responses import ok
 from ledger import errors
 from ledger.audit import audit_one
@@ -30,12 +31,14 @@ class AuditController(Controller):
     tags = ["events"]
 
     @get("/verify", opt=EVENTS, operation_id="verifyStream")
-    async def verify(self, request: Request, item_id: StreamId = None, location_id: StreamId = None) -> Response[Envelope[AuditReport]]:
+    async def verify(
+        self, request: Request, pool: shared.Pool, item_id: StreamId = None, location_id: StreamId = None
+    ) -> Response[Envelope[AuditReport]]:
         """Check one item's (or location's) hash chain and re-fold it against the write model."""
         if (item_id is None) == (location_id is None):
             raise errors.ValidationFailed("give exactly one of item_id and location_id")
         stream = item_stream(item_id) if item_id is not None else location_stream(location_id)
-        report = await audit_one(request.app.state.pool, request.user.org_id, stream)
+        report = await audit_one(pool, request.user.org_id, stream)
         if report is None:
             raise errors.NotFound(f"{' '.join(map(str, parse_stream(stream)))} does not exist")
         return ok(request, AuditReport(stream=stream, ok=report.ok, events=report.events, problems=report.problems))

@@ -22,6 +22,7 @@ from litestar import Request, Response, post
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import QueryParameter
 
+from api import shared
 from api.auth import grants
 from api.bodies import decode
 from api.command_requests import command_id_of, metadata_of
@@ -95,14 +96,14 @@ class ParsedBatch(msgspec.Struct):
 @post("/batches", operation_id="executeBatch", tags=["stock"], status_code=200, operation_class=_BatchOperation,
       opt={"any_scope": ("inventory:write", "inventory:transfer"), "body_scopes": lambda scope, body: check_scopes(
           scope["user"].scopes, _parse(_header(scope, b"content-type"), body, _query_atomic(scope)))})
-async def execute_batch(request: Request, atomic: AtomicParam = None) -> Response[CommandEnvelope[BatchResult]]:
+async def execute_batch(request: Request, store: shared.Store, atomic: AtomicParam = None) -> Response[CommandEnvelope[BatchResult]]:
     """Many stock commands at once: all or nothing (`atomic`, the default) or line by line."""
     parsed = _parse(request.headers.get("content-type", ""), await request.body(), atomic)
     check_scopes(request.user.scopes, parsed)
     if request.headers.get("if-match") is not None:
         raise errors.ValidationFailed("If-Match applies to single commands, not to batches")
     commands, results = await run_lines(
-        request.app.state.store, request.user.org_id, parsed, metadata=metadata_of(request),
+        store, request.user.org_id, parsed, metadata=metadata_of(request),
         command_id=command_id_of(request),
     )
     refused = [r for r in results if r.error is not None]

@@ -15,9 +15,10 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import QueryParameter
 
+from api import shared
 from api.auth import grants
 from api.bodies import decode
-from api.consistency import Consistency, caught_up
+from api.consistency import Consistency
 from api.errors import InsufficientScope
 from api.request_ids import request_id
 from api.routes.items import change_item, create_item, replace_item
@@ -94,14 +95,15 @@ class InventoryController(Controller):
 
     @get("/", operation_id="inventoryGet")
     async def read(
-        self, request: Request, id: Id = None, sub: Sub = None, location_id: LocationIdParam = None,
+        self, request: Request, reads: shared.Reads, id: Id = None, sub: Sub = None, location_id: LocationIdParam = None,
         category: Text = None, search: Text = None, low_stock: LowStockOnly = None, type: TypeFilter = None,
-        active_only: ActiveOnly = True, page: Page = 1, per_page: PerPage = 50, min_position: MinPosition = None, consistency: Consistency = None,
+        active_only: ActiveOnly = True, page: Page = 1, per_page: PerPage = 50, min_position: MinPosition = None,
+        consistency: Consistency = None,
     ) -> Response[dict]:
         """Seed 004 reads: items, one item (`id`), its `stock` or `transactions`, `locations`, `low-stock`."""
         # Read-after-write holds here as on every read (DESIGN 6, Consistency).
-        await caught_up(request, min_position, consistency)
-        pool, org_id = request.app.state.pool, request.user.org_id
+        await reads.caught_up(request, min_position, consistency)
+        pool, org_id = reads.pool, request.user.org_id
         if sub is None and id is None:
             rows, total = await queries.list_items(
                 pool, org_id, category=category, search=search, low_stock=low_stock, page=page, per_page=per_page
@@ -138,36 +140,36 @@ class InventoryController(Controller):
         raise _unknown(sub)
 
     @post("/", operation_id="inventoryPost", status_code=200)
-    async def write(self, request: Request, id: Id = None, sub: Sub = None) -> Response[dict]:
+    async def write(self, request: Request, store: shared.Store, id: Id = None, sub: Sub = None) -> Response[dict]:
         """Seed 004 commands: create an item, `sub=adjust` with `id`, or `sub=transfer`."""
         if sub is None and id is None:
             data = await _body(request, ItemCreate, lenient=True)
-            view, position = await _seed_errors(create_item(request, data))
+            view, position = await _seed_errors(create_item(request, store, data))
             return _command(request, view, position, status=201, item_id=view.id)
         if sub == "adjust" and id is not None:
             data = await _body(request, StockAdjustment, quantity_code="missing_quantity")
-            body, position = await adjust_stock(request, id, data)
+            body, position = await adjust_stock(request, store, id, data)
             return _command(request, body, position, message="Stock adjusted")
         if sub == "transfer":
             data = await _body(request, TransferRequest, quantity_code="invalid_quantity")
-            body, position = await transfer_stock(request, data)
+            body, position = await transfer_stock(request, store, data)
             return _command(request, body, position, message="Stock transferred")
         raise _unknown(sub)
 
     @put("/", operation_id="inventoryPut")
-    async def replace(self, request: Request, id: Id = None) -> Response[dict]:
+    async def replace(self, request: Request, store: shared.Store, id: Id = None) -> Response[dict]:
         """Seed 004: replace an item (`id`); fields left out reset to their defaults."""
         if id is None:
             raise _unknown(None)
         data = await _body(request, ItemReplace, lenient=True)
-        view, position = await _seed_errors(replace_item(request, id, data))
+        view, position = await _seed_errors(replace_item(request, store, id, data))
         return _command(request, view, position)
 
     @patch("/", operation_id="inventoryPatch")
-    async def change(self, request: Request, id: Id = None) -> Response[dict]:
+    async def change(self, request: Request, store: shared.Store, id: Id = None) -> Response[dict]:
         """Seed 004: change some fields of an item (`id`)."""
         if id is None:
             raise _unknown(None)
         data = await _body(request, ItemPatch, lenient=True)
-        view, position = await _seed_errors(change_item(request, id, data))
+        view, position = await _seed_errors(change_item(request, store, id, data))
         return _command(request, view, position)

@@ -7,6 +7,7 @@ from typing import Annotated
 from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
 
+from api import shared
 from api.paging import POSITION, VERSION, CursorEnvelope, decode_cursor, paged
 from api.routes.params import ItemId
 from ledger import errors, statements
@@ -41,13 +42,13 @@ class EventController(Controller):
 
     @get("/events", opt=EVENTS, operation_id="listEvents")
     async def feed(
-        self, request: Request, after: After = None, limit: Limit = 100, event_type: EventTypes = None,
-        item_id: ItemFilter = None,
+        self, request: Request, pool: shared.Pool, after: After = None, limit: Limit = 100,
+        event_type: EventTypes = None, item_id: ItemFilter = None,
     ) -> Response[CursorEnvelope[EventEnvelope]]:
         """The organization's ledger in position order, up to the never-skip horizon."""
         start, types = decode_cursor(POSITION, after), _types(event_type)
         stream = item_stream(item_id) if item_id is not None else None
-        async with request.app.state.pool.acquire() as conn:
+        async with pool.acquire() as conn:
             horizon = await settled_horizon(conn)
             rows = await read_page(conn, request.user.org_id, after=start, horizon=horizon, limit=limit + 1,
                                    types=types, stream=stream)
@@ -59,12 +60,14 @@ class EventController(Controller):
         return paged(request, envelopes(rows), kind=POSITION, next_value=next_position, has_next_page=more)
 
     @get("/items/{item_id:int}/events", opt=EVENTS, operation_id="listItemEvents")
-    async def item_stream(self, request: Request, item_id: ItemId, after: After = None, limit: Limit = 100) -> Response[CursorEnvelope[EventEnvelope]]:
+    async def item_stream(
+        self, request: Request, pool: shared.Pool, item_id: ItemId, after: After = None, limit: Limit = 100
+    ) -> Response[CursorEnvelope[EventEnvelope]]:
         """The item's raw stream in version order (archived items included)."""
         start, stream, org_id = decode_cursor(VERSION, after), item_stream(item_id), request.user.org_id
         # Versions of one stream commit in order (each append reads the committed head),
         # so reading by version needs no horizon.
-        async with request.app.state.pool.acquire() as conn:
+        async with pool.acquire() as conn:
             if not await stream_exists(conn, org_id, stream):
                 raise errors.NotFound(f"item {item_id} does not exist")
             rows = await conn.fetch(statements.READ_STREAM, org_id, stream, start, limit + 1)

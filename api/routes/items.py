@@ -8,12 +8,12 @@ import msgspec
 from litestar import Controller, Request, Response, delete, patch, post, put
 from litestar.params import JSONBody
 
-from api import command_requests
+from api import command_requests, shared
 from api.responses import recorded
 from api.routes.params import ItemId
 from ledger import errors
 from ledger.commands import DeleteItem, UpdateItem
-from ledger.store import CommandResult
+from ledger.store import CommandResult, EventStore
 from schemas import ItemAttributes, item_stream
 from projections.models import Item as ItemView
 from schemas.api import CommandEnvelope, ItemCreate, ItemPatch, ItemReplace
@@ -38,35 +38,35 @@ def created_item_view(result: CommandResult) -> ItemView:
     return item_view(created.data.item_id, created.data.attributes, initial, created.recorded_at, created.recorded_at)
 
 
-async def create_item(request: Request, data: ItemCreate) -> tuple[ItemView, int]:
+async def create_item(request: Request, store: EventStore, data: ItemCreate) -> tuple[ItemView, int]:
     attributes = ItemAttributes(**{f: getattr(data, f) for f in _ATTRIBUTES})
     location_id = data.location_id
     if data.quantity_on_hand and location_id is None:
-        location_id = await request.app.state.store.default_location(request.user.org_id)
+        location_id = await store.default_location(request.user.org_id)
         if location_id is None:
             raise errors.ValidationFailed(
                 "quantity_on_hand needs a location: create one first or pass location_id",
                 code="missing_location_id",
             )
-    result = await command_requests.create_item(request, attributes, initial_quantity=data.quantity_on_hand, location_id=location_id)
+    result = await command_requests.create_item(request, store, attributes, initial_quantity=data.quantity_on_hand, location_id=location_id)
     return created_item_view(result), result.position
 
 
-async def replace_item(request: Request, item_id: int, data: ItemReplace) -> tuple[ItemView, int]:
+async def replace_item(request: Request, store: EventStore, item_id: int, data: ItemReplace) -> tuple[ItemView, int]:
     attributes = ItemAttributes(**{f: getattr(data, f) for f in _ATTRIBUTES})
-    return await _update(request, UpdateItem(item_id=item_id, attributes=attributes))
+    return await _update(request, store, UpdateItem(item_id=item_id, attributes=attributes))
 
 
-async def change_item(request: Request, item_id: int, data: ItemPatch) -> tuple[ItemView, int]:
+async def change_item(request: Request, store: EventStore, item_id: int, data: ItemPatch) -> tuple[ItemView, int]:
     changes = {f: v for f in _ATTRIBUTES if (v := getattr(data, f)) is not msgspec.UNSET}
     if not changes:
         raise errors.ValidationFailed("No recognized fields in the request body", code="no_fields")
-    return await _update(request, UpdateItem(item_id=item_id, changes=changes))
+    return await _update(request, store, UpdateItem(item_id=item_id, changes=changes))
 
 
-async def _update(request: Request, command: UpdateItem) -> tuple[ItemView, int]:
-    result = await command_requests.execute(request, command)
-    created_at = await request.app.state.store.created_at(request.user.org_id, item_stream(command.item_id))
+async def _update(request: Request, store: EventStore, command: UpdateItem) -> tuple[ItemView, int]:
+    result = await command_requests.execute(request, store, command)
+    created_at = await store.created_at(request.user.org_id, item_stream(command.item_id))
     item = result.snapshot.item(command.item_id)
     view = item_view(
         command.item_id, item.attributes, sum(level.quantity for level in item.stock.values()),
@@ -80,25 +80,25 @@ class ItemController(Controller):
     tags = ["items"]
 
     @post("/", opt=WRITE, operation_id="createItem", status_code=201)
-    async def create(self, request: Request, data: JSONBody[ItemCreate]) -> Response[CommandEnvelope[ItemView]]:
+    async def create(self, request: Request, store: shared.Store, data: JSONBody[ItemCreate]) -> Response[CommandEnvelope[ItemView]]:
         """Create an item; an initial `quantity_on_hand` is recorded as an Add."""
-        view, position = await create_item(request, data)
+        view, position = await create_item(request, store, data)
         return recorded(request, view, position, status=201, message="Item created")
 
     @put("/{item_id:int}", opt=WRITE, operation_id="replaceItem")
-    async def replace(self, request: Request, item_id: ItemId, data: JSONBody[ItemReplace]) -> Response[CommandEnvelope[ItemView]]:
+    async def replace(self, request: Request, store: shared.Store, item_id: ItemId, data: JSONBody[ItemReplace]) -> Response[CommandEnvelope[ItemView]]:
         """Replace every attribute of an item (omitted ones reset); quantity_on_hand is read-only."""
-        view, position = await replace_item(request, item_id, data)
+        view, position = await replace_item(request, store, item_id, data)
         return recorded(request, view, position, message="Item updated")
 
     @patch("/{item_id:int}", opt=WRITE, operation_id="updateItem")
-    async def change(self, request: Request, item_id: ItemId, data: JSONBody[ItemPatch]) -> Response[CommandEnvelope[ItemView]]:
+    async def change(self, request: Request, store: shared.Store, item_id: ItemId, data: JSONBody[ItemPatch]) -> Response[CommandEnvelope[ItemView]]:
         """Change the attributes given; the others keep their values."""
-        view, position = await change_item(request, item_id, data)
+        view, position = await change_item(request, store, item_id, data)
         return recorded(request, view, position, message="Item updated")
 
     @delete("/{item_id:int}", opt=WRITE, operation_id="archiveItem", status_code=200)
-    async def archive(self, request: Request, item_id: ItemId) -> Response[CommandEnvelope[dict]]:
+    async def archive(self, request: Request, store: shared.Store, item_id: ItemId) -> Response[CommandEnvelope[dict]]:
         """Archive an item (an ItemDeleted event); refused while it has stock or reservations."""
-        result = await command_requests.execute(request, DeleteItem(item_id=item_id))
+        result = await command_requests.execute(request, store, DeleteItem(item_id=item_id))
         return recorded(request, {"id": item_id, "deleted": True}, result.position, message="Item archived")

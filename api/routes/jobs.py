@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from litestar.params import JSONBody
 from litestar import Controller, Request, Response, post
 
-from api import command_requests
+from api import command_requests, shared
 from api.responses import recorded
 from api.routes.params import JobId
 from ledger import errors
@@ -44,7 +44,7 @@ class JobController(Controller):
     tags = ["jobs"]
 
     @post("/reservations", opt=WRITE, operation_id="reserveStock", status_code=201)
-    async def reserve(self, request: Request, job_id: JobId, data: JSONBody[ReservationRequest]) -> Response[CommandEnvelope[JobCommandResult]]:
+    async def reserve(self, request: Request, store: shared.Store, job_id: JobId, data: JSONBody[ReservationRequest]) -> Response[CommandEnvelope[JobCommandResult]]:
         """Hold stock for a job, every line or none; an optional `expires_at` releases it then."""
         if data.expires_at is not None:
             if data.expires_at.tzinfo is None:
@@ -52,19 +52,19 @@ class JobController(Controller):
             if data.expires_at <= datetime.now(UTC):
                 raise errors.ValidationFailed("expires_at is in the past")
         command = ReserveStock(job_id=job_id, lines=_lines(data.items), expires_at=data.expires_at, notes=data.notes)
-        result = await command_requests.execute(request, command)
+        result = await command_requests.execute(request, store, command)
         return recorded(request, job_result(job_id, result), result.position, status=201, message="Stock reserved")
 
     @post("/release", opt=WRITE, operation_id="releaseStock", status_code=200)
-    async def release(self, request: Request, job_id: JobId, data: JSONBody[JobLinesRequest | None] = None) -> Response[CommandEnvelope[JobCommandResult]]:
+    async def release(self, request: Request, store: shared.Store, job_id: JobId, data: JSONBody[JobLinesRequest | None] = None) -> Response[CommandEnvelope[JobCommandResult]]:
         """Give back what a job holds: the lines given, or (no body) everything it holds."""
         command = ReleaseStock(job_id=job_id, lines=_lines(data.items if data else None), notes=data.notes if data else None)
-        result = await command_requests.execute(request, command)
+        result = await command_requests.execute(request, store, command)
         return recorded(request, job_result(job_id, result), result.position, message="Stock released")
 
     @post("/complete", opt=WRITE, operation_id="completeJob", status_code=200)
-    async def complete(self, request: Request, job_id: JobId, data: JSONBody[JobLinesRequest | None] = None) -> Response[CommandEnvelope[JobCommandResult]]:
+    async def complete(self, request: Request, store: shared.Store, job_id: JobId, data: JSONBody[JobLinesRequest | None] = None) -> Response[CommandEnvelope[JobCommandResult]]:
         """Consume what the job used (no body: exactly what it holds), then release the rest."""
         command = CompleteJob(job_id=job_id, lines=_lines(data.items if data else None), notes=data.notes if data else None)
-        result = await command_requests.execute(request, command)
+        result = await command_requests.execute(request, store, command)
         return recorded(request, job_result(job_id, result), result.position, message="Job completed")

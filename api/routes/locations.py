@@ -6,7 +6,7 @@ import msgspec
 from litestar import Controller, Request, Response, patch, post
 from litestar.params import JSONBody
 
-from api import command_requests
+from api import command_requests, shared
 from api.responses import recorded
 from api.routes.params import LocationId
 from ledger import errors
@@ -30,22 +30,22 @@ class LocationController(Controller):
     tags = ["locations"]
 
     @post("/", opt=WRITE, operation_id="createLocation", status_code=201)
-    async def create(self, request: Request, data: JSONBody[LocationCreate]) -> Response[CommandEnvelope[LocationView]]:
+    async def create(self, request: Request, store: shared.Store, data: JSONBody[LocationCreate]) -> Response[CommandEnvelope[LocationView]]:
         """Create a location (warehouse, vehicle, technician, job site or other)."""
         attributes = LocationAttributes(**{f: getattr(data, f) for f in _ATTRIBUTES})
-        result = await command_requests.create_location(request, attributes)
+        result = await command_requests.create_location(request, store, attributes)
         created = result.events[0]  # as recorded, so a replay answers the same
         view = location_view(created.data.location_id, created.data.attributes, created.recorded_at, created.recorded_at)
         return recorded(request, view, result.position, status=201, message="Location created")
 
     @patch("/{location_id:int}", opt=WRITE, operation_id="updateLocation")
-    async def change(self, request: Request, location_id: LocationId, data: JSONBody[LocationPatch]) -> Response[CommandEnvelope[LocationView]]:
+    async def change(self, request: Request, store: shared.Store, location_id: LocationId, data: JSONBody[LocationPatch]) -> Response[CommandEnvelope[LocationView]]:
         """Change the attributes given; `is_active: false` deactivates (stock can still leave)."""
         changes = {f: v for f in _ATTRIBUTES if (v := getattr(data, f)) is not msgspec.UNSET}
         if not changes:
             raise errors.ValidationFailed("No recognized fields in the request body", code="no_fields")
-        result = await command_requests.execute(request, UpdateLocation(location_id=location_id, changes=changes))
-        created_at = await request.app.state.store.created_at(request.user.org_id, location_stream(location_id))
+        result = await command_requests.execute(request, store, UpdateLocation(location_id=location_id, changes=changes))
+        created_at = await store.created_at(request.user.org_id, location_stream(location_id))
         location = result.snapshot.location(location_id)
         updated_at = result.events[-1].recorded_at if result.events else created_at
         view = location_view(location_id, location.attributes, created_at, updated_at)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from litestar.params import JSONBody
 from litestar import Controller, Request, Response, post
 
-from api import command_requests
+from api import command_requests, shared
 from api.responses import recorded
 from ledger.commands import TransferStock
-from ledger.store import CommandResult
+from ledger.store import CommandResult, EventStore
 from schemas.api import CommandEnvelope, TransferRequest, TransferResult, TransferSide
 
 
@@ -27,12 +27,12 @@ def transfer_result(result: CommandResult, data: JSONBody[TransferRequest]) -> T
     )
 
 
-async def transfer_stock(request: Request, data: TransferRequest) -> tuple[TransferResult, int]:
+async def transfer_stock(request: Request, store: EventStore, data: TransferRequest) -> tuple[TransferResult, int]:
     command = TransferStock(
         item_id=data.item_id, from_location_id=data.from_location_id, to_location_id=data.to_location_id,
         quantity=data.quantity, notes=data.notes,
     )
-    result = await command_requests.execute(request, command)
+    result = await command_requests.execute(request, store, command)
     return transfer_result(result, data), result.position
 
 
@@ -41,7 +41,7 @@ class TransferController(Controller):
     tags = ["stock"]
 
     @post("/", opt={"scope": "inventory:transfer"}, operation_id="transferStock", status_code=200)
-    async def transfer(self, request: Request, data: JSONBody[TransferRequest]) -> Response[CommandEnvelope[TransferResult]]:
+    async def transfer(self, request: Request, store: shared.Store, data: JSONBody[TransferRequest]) -> Response[CommandEnvelope[TransferResult]]:
         """Move available stock of one item from one location to another."""
-        body, position = await transfer_stock(request, data)
+        body, position = await transfer_stock(request, store, data)
         return recorded(request, body, position, message="Stock transferred")
