@@ -1,10 +1,14 @@
-"""Every SQL statement of the ledger, loaded once from `ledger/sql/*.sql` by file name."""
+"""Every SQL statement of the ledger, loaded once from `ledger/sql/*.sql` by file name.
+
+`load_sql` is the one loader of every package's statements (api, consumers, projections)."""
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 
+@functools.cache  # consumers/ and consumers/webhooks/ both read consumers/sql/: read once
 def load_sql(package: str) -> dict[str, str]:
     """Every `.sql` file in `package/sql/`, by name without the suffix."""
     folder = resources.files(package) / "sql"

@@ -9,18 +9,14 @@ caches prepared statements by text).
 from __future__ import annotations
 
 import re
-from importlib import resources
+
+from ledger.statements import load_sql
 
 READ_MODEL_SCHEMA = "projections"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-def _load() -> dict[str, str]:
-    folder = resources.files("projections") / "sql"
-    return {f.name.removesuffix(".sql"): f.read_text() for f in folder.iterdir() if f.name.endswith(".sql")}
-
-
-_SQL = _load()
+_SQL = load_sql("projections")
 
 
 def in_schema(name: str, schema: str = READ_MODEL_SCHEMA) -> str:
