@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from ledger import errors, statements
+from ledger.columns import named_columns
 from ledger.hashing import GENESIS, event_hash
 from ledger.state import Snapshot
 from schemas import (
@@ -129,13 +130,13 @@ async def append(
             hashes=[e.hash for e in rows],
             head_streams=sorted(written), head_versions=[heads[s][0] for s in sorted(written)],
             head_hashes=[heads[s][1] for s in sorted(written)],
-            **_named(("stock_items", "stock_locations", "stock_quantities", "stock_reserved"), stock),
-            **_named(("hold_items", "hold_locations", "hold_jobs", "hold_quantities", "hold_expires_at"), holds),
-            **_named(("item_ids", "item_part_numbers", "item_attributes", "item_deleted"),
-                     [(i.item_id, i.attributes.part_number, _encode(i.attributes), i.deleted)
-                      for i in _last_by_id(items, "item_id")]),
-            **_named(("location_ids", "location_attributes"),
-                     [(loc.location_id, _encode(loc.attributes)) for loc in _last_by_id(locations, "location_id")]),
+            **named_columns(("stock_items", "stock_locations", "stock_quantities", "stock_reserved"), stock),
+            **named_columns(("hold_items", "hold_locations", "hold_jobs", "hold_quantities", "hold_expires_at"), holds),
+            **named_columns(("item_ids", "item_part_numbers", "item_attributes", "item_deleted"),
+                            [(i.item_id, i.attributes.part_number, _encode(i.attributes), i.deleted)
+                             for i in _last_by_id(items, "item_id")]),
+            **named_columns(("location_ids", "location_attributes"),
+                            [(loc.location_id, _encode(loc.attributes)) for loc in _last_by_id(locations, "location_id")]),
         ).parameters())
     except asyncpg.UniqueViolationError as exc:
         raise _conflict(exc, written) from None
@@ -188,12 +189,6 @@ def _stock_changes(before: Snapshot, after: Snapshot) -> tuple[list[tuple], list
                         (item_id, location_id, job_id, hold.quantity if hold else 0, hold.expires_at if hold else None)
                     )
     return stock, holds
-
-
-def _named(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
-    """Rows as columns, by name (an empty list each when there are no rows)."""
-    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in names]
-    return dict(zip(names, columns, strict=True))
 
 
 def _last_by_id(states: list, field: str) -> list:

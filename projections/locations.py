@@ -7,7 +7,8 @@ from datetime import datetime
 
 import asyncpg
 
-from projections.projection import ReadModel, columns
+from ledger.columns import columns
+from projections.projection import ReadModel
 from projections.statements import READ_MODEL_SCHEMA
 from schemas import EventEnvelope, LocationCreated, LocationUpdated
 

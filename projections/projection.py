@@ -46,11 +46,6 @@ class ReadModel:
         return f"{type(self).__name__}({self.name!r})"
 
 
-def columns(rows: Sequence[tuple]) -> list[list]:
-    """Rows as columns: a batch is written as one statement over unnest()ed arrays."""
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
 async def create_fresh_tables(conn: asyncpg.Connection, schema: str, projections: Sequence[ReadModel]) -> None:
     """Empty copies of the projections' live tables in `schema`, for a rebuild to fill.
 

@@ -32,6 +32,7 @@ from consumers.webhooks.fanout import EndpointFilter, level_key, plan
 from consumers.webhooks.levels import ItemLevel
 from consumers.webhooks.settings import WebhookSettings
 from ledger.background import BackgroundLoop
+from ledger.columns import columns
 from ledger.lease import KEEPALIVES, Keepalives, LeaseConnection
 from ledger.records import decode_envelope
 from schemas import EventEnvelope
@@ -163,14 +164,12 @@ class Emitter(BackgroundLoop):
         levels = {(r["org_id"], r["item_id"]): ItemLevel(**dict(r)) for r in stored}
         planned, changed = plan(envelopes, endpoints, levels)
         if changed:
-            fields = ItemLevel.__struct_fields__
-            columns = [[getattr(level, f) for level in changed.values()] for f in fields]
-            await conn.execute(statements.SAVE_WEBHOOK_ITEM_LEVELS, *columns)
+            rows = [msgspec.structs.astuple(level) for level in changed.values()]
+            await conn.execute(statements.SAVE_WEBHOOK_ITEM_LEVELS, *columns(rows))
         if not planned:
             return 0
-        columns = [list(column) for column in zip(*planned, strict=True)]
         return await conn.fetchval(
-            statements.INSERT_WEBHOOK_DELIVERIES, *columns, len(self.settings.retry_schedule),
+            statements.INSERT_WEBHOOK_DELIVERIES, *columns(planned), len(self.settings.retry_schedule),
             self.settings.retry_schedule[0],
         )
 
