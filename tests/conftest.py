@@ -9,8 +9,6 @@ advisory locks, which are per database, do not collide).
 from __future__ import annotations
 
 import os
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -27,10 +25,8 @@ pytest.register_assert_rewrite("tests.support")
 
 pytest_plugins = ["tests.support.fixtures_servers"]
 
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+# After the registration above.
+from tests.support.databases import Clones, with_database
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -47,16 +43,22 @@ async def template_database(postgres_url: str):
         await admin.close()
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def clones(postgres_url: str, template_database: str):
+    """The per-test databases, made ahead and dropped behind (tests/support/databases.py)."""
+    async with asyncpg.create_pool(postgres_url, min_size=1, max_size=3) as admin:
+        made = Clones(admin, postgres_url, template_database)
+        try:
+            yield made
+        finally:
+            await made.close()
+
+
 @pytest_asyncio.fixture(loop_scope="session")
-async def database_url(postgres_url: str, template_database: str):
-    name = f"ledger_test_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(postgres_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+async def database_url(clones: Clones):
+    url = await clones.take()
+    yield url
+    clones.give_back(url)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
