@@ -35,6 +35,10 @@ def data_dir():
         assert not ledger_stop.exists(), "a one-shot command left the embedded PostgreSQL running"
 
 
+# Each `ledger` call below starts and stops the embedded PostgreSQL (a second or more): the
+# tests on the module's data dir are slow; test_keys_create_works_on_a_brand_new_embedded_data_dir
+# keeps the embedded default in the fast loop.
+@pytest.mark.slow
 def test_migrate_then_keys_on_the_embedded_default(data_dir):
     migrated = ledger(data_dir, "migrate")
     assert migrated.returncode == 0, migrated.stderr
@@ -57,11 +61,13 @@ def test_migrate_then_keys_on_the_embedded_default(data_dir):
     assert json.loads(ledger(data_dir, "keys", "list", "--json").stdout)[0]["revoked_at"] is not None
 
 
+@pytest.mark.slow
 def test_unknown_scopes_are_refused_with_a_message(data_dir):
     refused = ledger(data_dir, "keys", "create", "--org", "acme", "--scopes", "inventory:everything")
     assert refused.returncode != 0 and "unknown or missing scopes" in refused.stderr
 
 
+@pytest.mark.slow
 def test_verify_reports_a_sound_ledger(data_dir):
     verified = ledger(data_dir, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -121,6 +127,13 @@ ONE_SHOT = {
 }
 
 
+def one_shot_commands(quick: str) -> list:
+    """Every one-shot command; each is a process of its own (~1 s), so in the fast loop
+    (`pytest -m "not slow"`) only `quick`."""
+    return [pytest.param(command, id=name, marks=() if name == quick else pytest.mark.slow)
+            for name, command in ONE_SHOT.items()]
+
+
 def ledger_on(url: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
     """The command against LEDGER_DATABASE_URL; LEDGER_DATA_DIR names a directory that
     must stay absent (no embedded server is started)."""
@@ -155,7 +168,7 @@ async def empty_database_url(postgres_url: str):
         await admin.close()
 
 
-@pytest.mark.parametrize("command", ONE_SHOT.values(), ids=ONE_SHOT.keys())
+@pytest.mark.parametrize("command", one_shot_commands(quick="keys list"))
 async def test_a_one_shot_command_refuses_an_empty_database_and_creates_nothing(empty_database_url, tmp_path, command):
     refused = ledger_on(empty_database_url, tmp_path, *command)
     assert refused.returncode == 1
@@ -168,7 +181,7 @@ async def test_a_one_shot_command_refuses_an_empty_database_and_creates_nothing(
     assert not (tmp_path / "never-made").exists()
 
 
-@pytest.mark.parametrize("command", ONE_SHOT.values(), ids=ONE_SHOT.keys())
+@pytest.mark.parametrize("command", one_shot_commands(quick="replay"))
 async def test_a_one_shot_command_refuses_a_schema_ahead_of_it_and_changes_nothing(database_url, tmp_path, command):
     conn = await asyncpg.connect(database_url)
     await conn.execute("INSERT INTO schema_migrations (package, number, name) VALUES ('ledger', 999, '999_later.sql')")

@@ -9,6 +9,7 @@ import uuid
 from collections import Counter, defaultdict
 
 import msgspec
+import pytest
 
 from ledger import errors
 from ledger.audit import audit_all
@@ -33,7 +34,11 @@ MIN_COMMANDS = 15  # per writer, however slow the machine: the race must have ha
 _SIGN = {"Add": 1, "Remove": -1, "Adjust": 1, "Transfer_in": 1, "Transfer_out": -1, "Job_complete": -1}
 
 
-async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, pool):
+# The full run writes for SECONDS; the quick one only its MIN_COMMANDS per writer, which is
+# race enough for every assertion below (the fast loop, `pytest -m "not slow"`).
+@pytest.mark.parametrize("seconds", [pytest.param(SECONDS, marks=pytest.mark.slow, id="full"),
+                                     pytest.param(0.0, id="quick")])
+async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, pool, seconds):
     # Four stores stand for four API processes: within one, commands on the same item
     # take turns in memory (ledger/stream_queues.py); across them, they race in the
     # database, which must settle every race.
@@ -41,7 +46,7 @@ async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, p
     locations = [await make_location(store, org_id, f"L{n}") for n in range(3)]
     items = [await make_item(store, org_id) for _ in range(2)]
     outcomes: Counter[str] = Counter()
-    deadline = time.monotonic() + SECONDS
+    deadline = time.monotonic() + seconds
 
     def random_command(rng: random.Random):
         item, location = rng.choice(items), rng.choice(locations)

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 
 from ledger.keys import create_key, ensure_organization
 from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
 
 
+@pytest.mark.slow  # an API process started twice and 1.5 s of load
 async def test_a_killed_api_loses_no_acknowledged_command(database_url, pool):
     data_dir = Path(tempfile.mkdtemp(prefix="ledger-crash-"))
     port = free_port()

@@ -76,7 +76,10 @@ async def test_a_database_that_is_down_is_a_503_with_retry_after():
         assert (await client.get("/healthz")).status_code == 200
 
 
-async def test_a_database_that_does_not_answer_is_a_503_within_the_bound():
+# Rounds of three requests (and of dropped sessions below): the full run, and one round for
+# the fast loop (`pytest -m "not slow"`).
+@pytest.mark.parametrize("rounds", [pytest.param(2, marks=pytest.mark.slow, id="full"), pytest.param(1, id="quick")])
+async def test_a_database_that_does_not_answer_is_a_503_within_the_bound(rounds):
     """A server that accepts connections and then says nothing (a host gone mid-failover,
     a stopped process): each request gives up after `db_timeout`, it does not hang."""
     held: list[asyncio.StreamWriter] = []
@@ -89,7 +92,7 @@ async def test_a_database_that_does_not_answer_is_a_503_within_the_bound():
     app = create_app(ApiSettings(database_url=f"postgresql://postgres@127.0.0.1:{port}/ledger", pool_min=0, db_timeout=0.5))
     try:
         async with AsyncTestClient(app, timeout=10) as client:
-            for _ in range(2):
+            for _ in range(rounds):
                 started = time.monotonic()
                 for r in await _answers(client):
                     _assert_unavailable(r)
@@ -102,7 +105,8 @@ async def test_a_database_that_does_not_answer_is_a_503_within_the_bound():
             await server.wait_closed()
 
 
-async def test_connections_the_server_dropped_are_replaced_without_an_error(database_url, pool):
+@pytest.mark.parametrize("rounds", [pytest.param(3, marks=pytest.mark.slow, id="full"), pytest.param(1, id="quick")])
+async def test_connections_the_server_dropped_are_replaced_without_an_error(database_url, pool, rounds):
     """Every session of the API's pool ended by the server (as in a restart): the pool
     connects again on the next requests, which all succeed."""
     async with api_client(database_url) as client:
@@ -112,7 +116,7 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(data
         r = await client.post(f"{V1}/items", json={"part_number": "P-1", "part_name": "p", "quantity_on_hand": 5,
                                                    "location_id": location}, headers=headers)
         item = r.json()["data"]["id"]
-        for n in range(3):
+        for n in range(rounds):
             admin = await asyncpg.connect(database_url)
             try:
                 ended = [r["pid"] for r in await admin.fetch(
@@ -132,7 +136,7 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(data
                 await client.get(f"{V1}/items", headers=headers),
             ]
             assert [r.status_code for r in answers] == [200, 200, 200], [r.text for r in answers]
-        assert (await client.get(f"{V1}/items/{item}", headers=headers)).json()["data"]["item"]["quantity_on_hand"] == 8
+        assert (await client.get(f"{V1}/items/{item}", headers=headers)).json()["data"]["item"]["quantity_on_hand"] == 5 + rounds
 
 
 def test_every_503_says_when_to_come_back():

@@ -48,6 +48,7 @@ def dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.slow  # each test below starts the servers two or three times (seconds each)
 async def test_both_servers_keep_their_data_across_a_restart(data_dir: Path) -> None:
     pg, bus = start_postgres(data_dir, durable=False), start_nats(data_dir)
     try:
@@ -101,6 +102,7 @@ async def test_a_second_start_reuses_the_running_servers_and_only_the_first_stop
     assert refuses_connections(first_pg.url) and refuses_connections(first_bus.url)
 
 
+@pytest.mark.slow
 async def test_stale_pid_files_do_not_prevent_a_start(data_dir: Path) -> None:
     start_postgres(data_dir, durable=False).stop()
     start_nats(data_dir).stop()
@@ -123,6 +125,7 @@ async def test_stale_pid_files_do_not_prevent_a_start(data_dir: Path) -> None:
         bystander.wait()
 
 
+@pytest.mark.slow
 async def test_servers_left_running_by_a_killed_launcher_are_adopted_and_stopped(data_dir: Path) -> None:
     launcher = (
         "import os, signal, sys\n"
@@ -182,6 +185,7 @@ def private_fallback_root(monkeypatch) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
 async def test_as_root_binaries_and_data_nobody_cannot_reach_are_run_from_copies(monkeypatch, private_fallback_root) -> None:
     private = Path(tempfile.mkdtemp(prefix="ledger-test-private-"))  # 0700, like /root

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import pytest
 
 from ledger.keys import create_key, ensure_organization
 from tests.support.processes import LedgerProcess, NatsCluster, free_port, ledger_env, wait_until
@@ -55,6 +56,7 @@ async def _send_load(ports: list[int], key: str, items: list[int], locations: li
     await asyncio.gather(*(client(n) for n in range(8)))
 
 
+@pytest.mark.slow  # a NATS cluster, six processes and 8 s of load
 async def test_standbys_take_over_and_nothing_is_lost(database_url, pool):
     data_dir = Path(tempfile.mkdtemp(prefix="ledger-failover-"))
     cluster = NatsCluster(data_dir).start()

@@ -27,6 +27,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.config import SchemathesisConfig
 
 from api.app import create_app
 from api.settings import ApiSettings
@@ -93,9 +94,7 @@ def live_api(postgres_url):
     asyncio.run(drop())
 
 
-@schema.parametrize()
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_generated_requests_get_no_5xx_and_responses_match_the_document(case, live_api):
+def call_and_validate(case, live_api) -> None:
     base, key = live_api
     response = case.call(base_url=base, headers={"X-API-Key": key}, timeout=10)
     case.validate_response(
@@ -109,3 +108,26 @@ def test_generated_requests_get_no_5xx_and_responses_match_the_document(case, li
             negative_data_rejection,  # a request the document forbids is refused with a 4xx
         ],
     )
+
+
+@pytest.mark.slow  # every operation: half a minute or more
+@schema.parametrize()
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_generated_requests_get_no_5xx_and_responses_match_the_document(case, live_api):
+    call_and_validate(case, live_api)
+
+
+# For the fast loop (`pytest -m "not slow"`): one operation of each kind of route (a body,
+# a path, a query, a command, a batch, seed 004's /inventory, webhooks, the feed), with
+# fewer examples and without the coverage phase (its boundary cases are most of the time).
+QUICK = ["createItem", "getItem", "listItems", "transferStock", "reserveStock", "executeBatch", "inventoryGet",
+         "createWebhook", "listEvents"]
+QUICK_CONFIG = SchemathesisConfig()
+QUICK_CONFIG.projects.default.phases.update(phases=["examples", "fuzzing"])
+quick_schema = schemathesis.openapi.from_dict(DOCUMENT, config=QUICK_CONFIG).include(operation_id=QUICK)
+
+
+@quick_schema.parametrize()
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_generated_requests_to_a_few_operations_get_no_5xx_and_match_the_document(case, live_api):
+    call_and_validate(case, live_api)

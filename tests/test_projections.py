@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 
 from ledger import errors
 from ledger.commands import (
@@ -188,8 +189,12 @@ async def write_concurrently(store, world: dict, *, writers: int = WRITERS, seco
     return outcomes
 
 
+# (seconds of writing, commands that must have been accepted): the full run, and a quick one
+# for the fast loop (`pytest -m "not slow"`) that races all the same.
+@pytest.mark.parametrize("seconds, accepted", [pytest.param(SECONDS, 300, marks=pytest.mark.slow, id="full"),
+                                               pytest.param(0.5, 30, id="quick")])
 async def test_read_models_under_concurrent_writers_equal_a_fold_of_the_ledger_and_a_rebuild(
-    store, pool, org_id, database_url
+    store, pool, org_id, database_url, seconds, accepted
 ):
     other_org = await ensure_organization(pool, "globex")
     seen = Counter()
@@ -197,11 +202,11 @@ async def test_read_models_under_concurrent_writers_equal_a_fold_of_the_ledger_a
                           on_applied=lambda events: seen.update(e.position for e in events))
     projector.start()
     try:
-        outcomes = await write_concurrently(store, await make_world(store, [org_id, other_org]))
+        outcomes = await write_concurrently(store, await make_world(store, [org_id, other_org]), seconds=seconds)
         assert await wait_for_position(pool, await head(pool), timeout=10)
     finally:
         await projector.stop()
-    assert outcomes["accepted"] > 300, outcomes
+    assert outcomes["accepted"] > accepted, outcomes
     assert outcomes["insufficient_stock"] > 0, outcomes  # the writers really raced
 
     ledger = [r["position"] for r in await pool.fetch("SELECT position FROM events ORDER BY position")]
@@ -236,6 +241,7 @@ async def test_read_models_under_concurrent_writers_equal_a_fold_of_the_ledger_a
         map(tuple, await pool.fetch(storage, "projections")))
 
 
+@pytest.mark.slow  # 2 s of steady load, for the lag it prints
 async def test_every_committed_event_reaches_the_read_models_under_load(store, pool, org_id, database_url):
     """Every event a command committed under steady load is applied, each once. The lag
     (command return to rows committed) is printed, not asserted: it is measured on a quiet

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from ledger.keys import create_key, ensure_organization
+from tests.support.api_client import api_client, key_for
 from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
 
 FAMILIES = ("items", "item", "stock", "transactions", "low_stock", "location", "job",
@@ -119,17 +120,22 @@ async def two_api_processes(database_url, nats_url, pool):
 
 async def _stale_reads(base_url: str, key: str, rounds: int, read_headers: dict, first: int) -> list[str]:
     headers = {"X-API-Key": key}
-    stale = []
     # A new connection for every read: no keep-alive pool, so either process may answer it.
     fresh = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as writer, \
             httpx.AsyncClient(base_url=base_url, timeout=10, limits=fresh) as reader:
-        r = await writer.post("/api/v1/locations", json={"location_name": "Main"})
-        location = r.json()["data"]["id"]
-        for n in range(first, first + rounds):
-            family = FAMILIES[n % len(FAMILIES)]
-            if not await Scenario(writer, n, location).run(family, reader, {**headers, **read_headers}):
-                stale.append(family)
+        return await _stale_reads_through(writer, reader, headers, rounds, read_headers, first)
+
+
+async def _stale_reads_through(writer, reader, headers: dict, rounds: int, read_headers: dict, first: int) -> list[str]:
+    """The families whose read, through `reader`, did not show the write just made through `writer`."""
+    stale = []
+    r = await writer.post("/api/v1/locations", json={"location_name": "Main"})
+    location = r.json()["data"]["id"]
+    for n in range(first, first + rounds):
+        family = FAMILIES[n % len(FAMILIES)]
+        if not await Scenario(writer, n, location).run(family, reader, {**headers, **read_headers}):
+            stale.append(family)
     return stale
 
 
@@ -140,6 +146,7 @@ async def test_a_read_on_a_new_connection_sees_the_write_answered_before_it(two_
     assert stale == [], f"{len(stale)} of 1000 reads showed a state before the write: {sorted(set(stale))}"
 
 
+@pytest.mark.slow  # starting the three processes alone takes seconds
 async def test_reads_see_writes_on_every_route_family_and_eventual_opts_out(two_api_processes):
     base_url, key = two_api_processes
     stale = await _stale_reads(base_url, key, 2 * len(FAMILIES), {}, first=0)
@@ -148,3 +155,13 @@ async def test_reads_see_writes_on_every_route_family_and_eventual_opts_out(two_
     # (a fast projector may win every race), only that opting out is accepted.
     eventual = await _stale_reads(base_url, key, len(FAMILIES), {"X-Ledger-Consistency": "eventual"}, first=10_000)
     print(f"stale reads with consistency=eventual: {len(eventual)} of {len(FAMILIES)}")
+
+
+async def test_in_one_process_reads_see_writes_on_every_route_family(database_url, pool):
+    """The same rounds through the app in this process (its projector in a task): the wait
+    itself, in the fast loop; the processes above add the new connection to either worker."""
+    async with api_client(database_url) as client:
+        headers = await key_for(pool, scopes=("inventory:read", "inventory:write"))
+        client.headers.update(headers)
+        stale = await _stale_reads_through(client, client, headers, len(FAMILIES), {}, first=0)
+    assert stale == []

@@ -61,7 +61,12 @@ async def _head(pool) -> int:
     return await pool.fetchval("SELECT coalesce(max(position), 0) FROM events")
 
 
-async def test_concurrent_writers_reach_a_subscriber_exactly_once_in_order(store, org_id, pool, database_url, private_nats):
+# (commands per writer, events the ledger must hold): full, and quick for the fast loop.
+@pytest.mark.parametrize("commands, events", [pytest.param(150, 2000, marks=pytest.mark.slow, id="full"),
+                                              pytest.param(25, 300, id="quick")])
+async def test_concurrent_writers_reach_a_subscriber_exactly_once_in_order(
+    store, org_id, pool, database_url, private_nats, commands, events
+):
     items, locations = await _world(store, org_id)
     relay = Relay(database_url, private_nats.url)
     relay.start()
@@ -75,7 +80,7 @@ async def test_concurrent_writers_reach_a_subscriber_exactly_once_in_order(store
         await _wait_for(lambda: _true(relay.owner))
         subscriber = LedgerSubscriber(nc.jetstream(), durable="test", handler=handler)
         subscriber.start()
-        await asyncio.gather(*(_write(store, org_id, items, locations, 150, seed) for seed in range(16)))
+        await asyncio.gather(*(_write(store, org_id, items, locations, commands, seed) for seed in range(16)))
         head = await _head(pool)
         await _wait_for(lambda: _true(relay.position == head))
         count = await pool.fetchval("SELECT count(*) FROM events")  # positions have gaps (races, rollbacks)
@@ -86,7 +91,7 @@ async def test_concurrent_writers_reach_a_subscriber_exactly_once_in_order(store
         await nc.close()
 
     ledger = await pool.fetch("SELECT position, event_id, stream, version FROM events ORDER BY position")
-    assert len(ledger) > 2000
+    assert len(ledger) > events
     assert [e.event_id for e in received] == [r["event_id"] for r in ledger]  # once each, in position order
     messages = await _stream_messages(private_nats.url)
     assert [m.headers["Nats-Msg-Id"] for m in messages] == [str(r["event_id"]) for r in ledger]

@@ -31,10 +31,15 @@ async def project_to_head(pool, database_url) -> None:
         await projector.stop()
 
 
-async def test_replay_rebuilds_tables_equal_to_the_live_ones_under_their_own_names(store, pool, org_id, database_url):
+# (seconds of writing, commands that must have been accepted): full, and quick for the fast loop.
+@pytest.mark.parametrize("seconds, accepted", [pytest.param(2.0, 200, marks=pytest.mark.slow, id="full"),
+                                               pytest.param(0.5, 30, id="quick")])
+async def test_replay_rebuilds_tables_equal_to_the_live_ones_under_their_own_names(
+    store, pool, org_id, database_url, seconds, accepted
+):
     other_org = await ensure_organization(pool, "globex")
-    outcomes = await write_concurrently(store, await make_world(store, [org_id, other_org]), seconds=2.0)
-    assert outcomes["accepted"] > 200, outcomes
+    outcomes = await write_concurrently(store, await make_world(store, [org_id, other_org]), seconds=seconds)
+    assert outcomes["accepted"] > accepted, outcomes
     await project_to_head(pool, database_url)
     live, indexes, storage = await live_tables(pool), await pool.fetch(INDEXES), await pool.fetch(STORAGE)
     assert live == await folded_read_models(pool)

@@ -720,20 +720,28 @@ class RetryingLedgerMachine(LedgerMachine):
     check_retries = True
 
 
-def test_random_command_sequences_agree_with_the_model(sm_world):
+# Each example is ~0.3 s of real commands: the full runs are slow; a few examples keep the
+# machine and the model in the fast loop (`pytest -m "not slow"`).
+FULL_OR_QUICK = [pytest.param("full", marks=pytest.mark.slow), "quick"]
+
+
+@pytest.mark.parametrize("size", FULL_OR_QUICK)
+def test_random_command_sequences_agree_with_the_model(sm_world, size):
     LedgerMachine.world = sm_world
     LedgerMachine.outcomes = Counter()
-    run_state_machine_as_test(LedgerMachine)
+    examples = LedgerMachine.TestCase.settings.max_examples if size == "full" else 3
+    run_state_machine_as_test(LedgerMachine, settings=settings(LedgerMachine.TestCase.settings, max_examples=examples))
     print("\n".join(f"{n:6d}  {outcome}" for outcome, n in sorted(LedgerMachine.outcomes.items())))
 
 
-def test_random_sequences_with_retried_commands_agree_with_the_model(sm_world):
+@pytest.mark.parametrize("size", FULL_OR_QUICK)
+def test_random_sequences_with_retried_commands_agree_with_the_model(sm_world, size):
     RetryingLedgerMachine.world = sm_world
     run_state_machine_as_test(
         RetryingLedgerMachine,
         settings=settings(
             LedgerMachine.TestCase.settings,
-            max_examples=20,
+            max_examples=20 if size == "full" else 2,
             phases=[Phase.explicit, Phase.reuse, Phase.generate],  # expected to fail: no time spent shrinking
         ),
     )

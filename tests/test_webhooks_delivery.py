@@ -174,6 +174,7 @@ async def _equals(awaitable, expected) -> bool:
     return await awaitable == expected
 
 
+@pytest.mark.slow  # 3 s of commands while one endpoint times out
 async def test_a_slow_endpoint_never_delays_another(store, org_id, pool, database_url, private_nats):
     settings = msgspec.structs.replace(FAST, timeout=1.0, endpoint_concurrency=2, retry_schedule=(0.0, 0.2))
 
@@ -254,6 +255,7 @@ async def test_stock_low_fires_once_per_crossing(store, org_id, pool, database_u
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 3
 
 
+@pytest.mark.slow  # waits out a 4 s grace period (signing with both secrets: test_webhooks_units.py)
 async def test_during_a_secret_rotation_both_secrets_sign(store, org_id, pool, database_url, private_nats):
     # Long enough that the first delivery is inside it even on a loaded machine (at 1 s
     # it once was not); the second waits for its end.
@@ -347,6 +349,7 @@ async def test_several_workers_deliver_each_delivery_once(store, org_id, pool, d
     assert sum(w.deliverer.attempted for w in workers) == 60
 
 
+@pytest.mark.slow  # NATS stopped and started again under load
 async def test_nothing_is_lost_or_doubled_when_nats_restarts(store, org_id, pool, database_url, private_nats):
     async with Receiver() as receiver:
         await create_endpoint(pool, org_id, FAST, url=receiver.url, events=["stock.added"])
