@@ -35,12 +35,6 @@ Consistency = Annotated[
 ]
 
 
-class NotCaughtUp(errors.LedgerError):
-    code = "not_caught_up"
-    status = 503
-    default_message = "The read models have not reached the requested position yet; retry shortly"
-
-
 class Reads:
     """What a read of the read models needs: the pool it queries, and the checkpoint
     watch it waits on. One object, so a read route takes one injected parameter (litestar
@@ -64,7 +58,7 @@ class Reads:
         if target <= (row["reached"] or 0):
             return
         if not await self.checkpoints.wait(target, timeout=WAIT_SECONDS):
-            raise NotCaughtUp(position=target)
+            raise errors.NotCaughtUp(position=target)
 
 
 def _asked_position(request: Request, min_position: int | None) -> int:

@@ -81,6 +81,11 @@ class RateLimited(errors.LedgerError):
     default_message = "Rate limit exceeded; check the Retry-After header"
 
 
+class InvalidCursor(errors.BadRequest):
+    code = "invalid_cursor"
+    default_message = "after must be a cursor from page_info.next_cursor or a non-negative integer"
+
+
 class IdempotencyKeyReused(errors.Conflict):
     code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was used with a different request"

@@ -18,8 +18,8 @@ from typing import Generic, TypeVar
 import msgspec
 from litestar import Request, Response
 
+from api import errors
 from api.request_ids import request_id
-from ledger import errors
 
 T = TypeVar("T")
 POSITION, VERSION = "p", "v"  # what a cursor counts: ledger positions, or versions of one stream
@@ -37,11 +37,6 @@ class CursorEnvelope(msgspec.Struct, Generic[T], kw_only=True):
     request_id: str
 
 
-class InvalidCursor(errors.BadRequest):
-    code = "invalid_cursor"
-    default_message = "after must be a cursor from page_info.next_cursor or a non-negative integer"
-
-
 def encode_cursor(kind: str, value: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}{value}".encode()).rstrip(b"=").decode()
 
@@ -56,12 +51,12 @@ def decode_cursor(kind: str, text: str | None) -> int:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise InvalidCursor() from None
+            raise errors.InvalidCursor() from None
         if not raw.startswith(kind) or not raw[1:].isdigit():
-            raise InvalidCursor()
+            raise errors.InvalidCursor()
         value = int(raw[1:])
     if value >= 2**63:
-        raise InvalidCursor()
+        raise errors.InvalidCursor()
     return value
 
 

@@ -395,8 +395,7 @@ def replay(settings: Settings, names: tuple[str, ...]) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from projections import READ_MODEL_NAMES
-    from projections.rebuild import UnknownEvent
-    from projections.replay import ReplayRefused, replay as replay_ledger
+    from projections.replay import replay as replay_ledger
 
     if unknown := sorted(set(names) - set(READ_MODEL_NAMES)):
         raise click.BadParameter(f"{', '.join(unknown)}; read models are {', '.join(READ_MODEL_NAMES)}",
@@ -410,7 +409,7 @@ def replay(settings: Settings, names: tuple[str, ...]) -> None:
             try:
                 report = run(replay_ledger(url, names or None,
                                            progress=lambda at, horizon: bar.update(task, completed=at, total=horizon)))
-            except (ReplayRefused, UnknownEvent) as exc:
+            except errors.RebuildRefused as exc:
                 raise click.ClickException(str(exc)) from None
     if report.took_over:
         click.echo(f"took the projections over from projector sessions {', '.join(map(str, report.took_over))}; "

@@ -3,6 +3,10 @@
 `api/` turns any `LedgerError` into the JSON error envelope; nothing else decides how
 an error looks on the wire. Extra fields (`available_quantity`, `details`, ...) travel
 in `extra` and are added to the envelope as they are.
+
+Every `LedgerError` is defined here, except HTTP's own refusals (`api/errors.py`). A
+module may keep a plain `Exception` that never leaves it (or its one caller) as control
+flow, such as `StreamRaced` in `ledger/appender.py`.
 """
 
 from __future__ import annotations
@@ -128,6 +132,52 @@ class InvariantViolated(LedgerError):
     status = 500
 
 
+# --- webhooks (consumers/webhooks/), refused through the API ---------------------------
+
+
+class InvalidWebhookUrl(BadRequest):
+    code = "invalid_webhook_url"
+    default_message = "The webhook URL must be an absolute http or https URL"
+
+
+class TargetNotAllowed(BadRequest):
+    code = "target_not_allowed"
+    default_message = "The webhook URL resolves to a private, loopback or otherwise internal address"
+
+
+class TargetUnresolvable(BadRequest):
+    code = "target_unresolvable"
+    default_message = "The webhook URL's host name does not resolve"
+
+
+class UnknownWebhookEvent(BadRequest):
+    code = "unknown_event"
+    default_message = "Unknown webhook event name"
+
+
+class WebhookNotFound(NotFound):
+    default_message = "Webhook not found"
+
+
+class DeliveryNotFound(NotFound):
+    default_message = "Delivery not found"
+
+
+class TooManyWebhooks(Conflict):
+    code = "too_many_webhooks"
+    default_message = "Your organization has as many webhooks as it may have"
+
+
+class WebhookDisabled(Conflict):
+    code = "webhook_disabled"
+    default_message = "The webhook is disabled; enable it first (PATCH enabled: true)"
+
+
+class DeliveryPending(Conflict):
+    code = "delivery_pending"
+    default_message = "The delivery is still pending; it will be attempted as scheduled"
+
+
 # --- the command line: conditions an operator fixes, never a request's fault ----------
 
 
@@ -149,7 +199,28 @@ class SchemaMismatch(LedgerError):
     default_message = "The database schema does not match this version of ledger"
 
 
-# --- 503: the database cannot be reached right now -----------------------------------
+class RebuildRefused(LedgerError):
+    """`ledger replay` cannot rebuild the read models: another rebuild is running, a
+    projection cannot be taken from its projector, or the ledger holds an event type this
+    version cannot rebuild from (a projector would park it; a set-based rebuild cannot).
+    Nothing was swapped in."""
+
+    code = "rebuild_refused"
+    status = 409
+    default_message = "The read models cannot be rebuilt now"
+
+
+# --- 503: not now; retry after Retry-After seconds -----------------------------------
+
+
+class NotCaughtUp(LedgerError):
+    """A read cannot be answered yet: the read models have not reached the position it
+    must see (api/consistency.py), or appends stayed in flight for the whole wait for a
+    settled horizon (ledger/feed.py: a long transaction holds them)."""
+
+    code = "not_caught_up"
+    status = 503
+    default_message = "The read models have not reached the requested position yet; retry shortly"
 
 
 class DatabaseUnavailable(LedgerError):

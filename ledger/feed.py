@@ -22,14 +22,6 @@ from ledger.reader import Horizon
 _POLL = 0.002  # appends last about a millisecond: the second poll rarely waits longer
 
 
-class HorizonUnsettled(errors.LedgerError):
-    """Appends stayed in flight for the whole wait (a long transaction holds them)."""
-
-    code = "not_caught_up"
-    status = 503
-    default_message = "The ledger's horizon did not settle in time; retry shortly"
-
-
 async def settled_horizon(conn: asyncpg.Connection | asyncpg.Pool, *, timeout: float = 2.0) -> int:
     """The highest position that no later commit can precede, at least everything visible now."""
     horizon = Horizon()
@@ -38,7 +30,8 @@ async def settled_horizon(conn: asyncpg.Connection | asyncpg.Pool, *, timeout: f
     # A horizon that moved at all has reached the first poll's visible maximum.
     while horizon.held_back and position == 0:
         if time.monotonic() > deadline:
-            raise HorizonUnsettled()
+            # Appends stayed in flight for the whole wait (a long transaction holds them).
+            raise errors.NotCaughtUp("The ledger's horizon did not settle in time; retry shortly")
         await asyncio.sleep(_POLL)
         position = await horizon.advance(conn)
     return position

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 
+from ledger import errors
 from projections.projection import ReadModel
 from projections.stage_sql import stage_statement
 from projections.statements import READ_MODEL_SCHEMA, checked_schema, in_schema
@@ -52,10 +53,6 @@ _SESSION = {
     # swap itself commits with synchronous_commit on (projections/replay.py).
     "synchronous_commit": "off",
 }
-
-
-class UnknownEvent(Exception):
-    """An event a rebuild cannot apply; the live projector would park it as a dead letter."""
 
 
 async def _indexes(conn: asyncpg.Connection, table: str) -> list[asyncpg.Record]:
@@ -169,8 +166,9 @@ class Rebuild:
         advance(STAGE_COST)
         unknown = await first.fetchrow(self._sql("find_unknown_staged"), list(EVENT_TYPES))
         if unknown is not None:
-            raise UnknownEvent(f"event at position {unknown['position']} has type {unknown['type']!r}, "
-                               "which this version cannot replay")
+            # A projector would park it as a dead letter; a set-based rebuild cannot.
+            raise errors.RebuildRefused(f"event at position {unknown['position']} has type {unknown['type']!r}, "
+                                        "which this version cannot replay")
         # The merges join and group on these; the planner needs their statistics.
         await first.execute(f"ANALYZE {self.schema}.replay_stage (position, org_id, item_id, location_id, job_id, type)")
         await asyncio.gather(*(self._lane(conn, share, advance)

@@ -25,6 +25,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from ledger import errors
 from ledger.db import connect
 from ledger.feed import settled_horizon
 from projections import ownership
@@ -39,10 +40,6 @@ REPLAY_SCHEMA = "projections_replay"
 _REPLAY_LOCK = int.from_bytes(hashlib.blake2b(b"ledger replay", digest_size=8).digest(), "big", signed=True)
 _CLOSE_ENOUGH = 20_000  # positions left to rebuild when the live projections are fenced off
 _SWAP_LOCK_TIMEOUT = "500ms"  # readers queue behind a waiting swap: it must not wait long
-
-
-class ReplayRefused(Exception):
-    """The replay cannot run (another is running, a projection cannot be taken over)."""
 
 
 class ReplayReport(msgspec.Struct, kw_only=True):
@@ -70,7 +67,7 @@ async def replay(
     conn = conns[0]
     try:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REPLAY_LOCK):
-            raise ReplayRefused("another replay is running")
+            raise errors.RebuildRefused("another replay is running")
         try:
             return await _replay(conns, models, progress, chunk)
         finally:
@@ -124,12 +121,12 @@ async def _take_ownership(conn, names: list[str], *, timeout: float = 15.0) -> l
                 try:
                     await conn.fetchval("SELECT pg_terminate_backend($1)", owner)
                 except asyncpg.InsufficientPrivilegeError:
-                    raise ReplayRefused(f"projection {name} is owned by session {owner}, which this role "
+                    raise errors.RebuildRefused(f"projection {name} is owned by session {owner}, which this role "
                                         "may not end: stop its projector, then replay") from None
                 fenced.append(owner)
                 log.info("replay fenced off a projector", projection=name, pid=owner)
             if time.monotonic() > deadline:
-                raise ReplayRefused(f"could not take projection {name} from its owner")
+                raise errors.RebuildRefused(f"could not take projection {name} from its owner")
             await asyncio.sleep(0.01)
     return fenced
 
@@ -159,4 +156,4 @@ async def _swap(conn, models: Sequence[ReadModel], position: int) -> None:
             except asyncpg.LockNotAvailableError:  # a long read holds a table: give way, try again
                 await asyncio.sleep(min(0.01 * 2**attempt, 0.5))
         else:
-            raise ReplayRefused(f"the {model.base_name} read model stayed busy; could not swap it in")
+            raise errors.RebuildRefused(f"the {model.base_name} read model stayed busy; could not swap it in")

@@ -140,7 +140,7 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(data
 
 
 def test_every_503_says_when_to_come_back():
-    from api.consistency import NotCaughtUp
+    from ledger.errors import NotCaughtUp
 
     error, headers = translate(NotCaughtUp(position=5))
     assert error.status == 503 and headers["Retry-After"] == "1"

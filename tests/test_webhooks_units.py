@@ -15,12 +15,12 @@ import pytest
 from standardwebhooks import Webhook
 
 from consumers.webhooks import fanout, payloads
-from consumers.webhooks.errors import InvalidWebhookUrl, TargetNotAllowed, UnknownEvent
 from consumers.webhooks.levels import ItemLevel, apply
 from consumers.webhooks.names import EVENT_NAMES, check_event_names, names_of
 from consumers.webhooks.settings import DEFAULT_RETRY_SCHEDULE, WebhookSettings
 from consumers.webhooks.signing import new_secret, signature_headers
 from consumers.webhooks.targets import check_target, check_url, why_forbidden
+from ledger.errors import InvalidWebhookUrl, TargetNotAllowed, UnknownWebhookEvent
 from schemas import (
     EventEnvelope,
     EventMetadata,
@@ -77,7 +77,7 @@ def test_every_movement_is_stock_changed_and_its_own_name():
 
 def test_unknown_event_names_are_refused_by_name():
     assert check_event_names(["*", "stock.low", "stock.low"]) == ["*", "stock.low"]
-    with pytest.raises(UnknownEvent) as refused:
+    with pytest.raises(UnknownWebhookEvent) as refused:
         check_event_names(["item.created", "part.created"])
     assert refused.value.code == "unknown_event" and refused.value.extra["unknown"] == ["part.created"]
 

@@ -10,9 +10,8 @@ import msgspec
 
 from consumers.webhooks import payloads, statements
 from consumers.webhooks.endpoints import get_endpoint
-from consumers.webhooks.errors import DeliveryPending, WebhookDisabled
 from consumers.webhooks.names import PING
-from ledger import errors
+from ledger.errors import DeliveryNotFound, DeliveryPending, WebhookDisabled
 
 Db = asyncpg.Connection | asyncpg.Pool
 
@@ -41,10 +40,6 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _attempts = msgspec.json.Decoder(list[Attempt]).decode
-
-
-class DeliveryNotFound(errors.NotFound):
-    default_message = "Delivery not found"
 
 
 async def list_deliveries(

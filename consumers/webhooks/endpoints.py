@@ -13,12 +13,11 @@ import asyncpg
 import msgspec
 
 from consumers.webhooks import statements
-from consumers.webhooks.errors import TooManyWebhooks
 from consumers.webhooks.names import check_event_names
 from consumers.webhooks.settings import WebhookSettings
 from consumers.webhooks.signing import new_secret
 from consumers.webhooks.targets import check_target
-from ledger import errors
+from ledger.errors import TooManyWebhooks, WebhookNotFound
 
 Db = asyncpg.Connection | asyncpg.Pool
 
@@ -43,10 +42,6 @@ def _endpoint(row: asyncpg.Record) -> Endpoint:
     return Endpoint(**dict(row))
 
 
-class NotFound(errors.NotFound):
-    default_message = "Webhook not found"
-
-
 async def create_endpoint(
     db: Db, org_id: int, settings: WebhookSettings, *, url: str, events: list[str], description: str | None = None
 ) -> Endpoint:
@@ -68,7 +63,7 @@ async def list_endpoints(db: Db, org_id: int) -> list[Endpoint]:
 async def get_endpoint(db: Db, org_id: int, endpoint_id: int) -> Endpoint:
     row = await db.fetchrow(statements.READ_WEBHOOK_ENDPOINT, endpoint_id, org_id)
     if row is None:
-        raise NotFound()
+        raise WebhookNotFound()
     return _endpoint(row)
 
 
@@ -96,7 +91,7 @@ async def update_endpoint(
         enabled, new_secret() if rotate_secret else None, settings.secret_grace,
     )
     if row is None:
-        raise NotFound()
+        raise WebhookNotFound()
     endpoint = _endpoint(row)
     return endpoint if rotate_secret else msgspec.structs.replace(endpoint, secret=None)
 
@@ -104,4 +99,4 @@ async def update_endpoint(
 async def delete_endpoint(db: Db, org_id: int, endpoint_id: int) -> None:
     """Remove an endpoint with its deliveries; nothing more is sent to it."""
     if await db.fetchval(statements.DELETE_WEBHOOK_ENDPOINT, endpoint_id, org_id) is None:
-        raise NotFound()
+        raise WebhookNotFound()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from consumers.webhooks.errors import UnknownEvent
+from ledger.errors import UnknownWebhookEvent
 from schemas import (
     ItemCreated,
     ItemDeleted,
@@ -69,7 +69,7 @@ def check_event_names(names: Iterable[str]) -> list[str]:
     wanted = list(dict.fromkeys(names))
     unknown = [n for n in wanted if n != ALL and n not in EVENT_NAMES]
     if unknown:
-        raise UnknownEvent(
+        raise UnknownWebhookEvent(
             f"unknown webhook event names: {', '.join(unknown)}; known: {ALL}, {', '.join(EVENT_NAMES)}",
             unknown=unknown,
         )

@@ -18,11 +18,7 @@ from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 import msgspec
 
-from consumers.webhooks.errors import (
-    InvalidWebhookUrl,
-    TargetNotAllowed,
-    TargetUnresolvable,
-)
+from ledger.errors import InvalidWebhookUrl, TargetNotAllowed, TargetUnresolvable
 
 MAX_URL_LENGTH = 2048  # what browsers and proxies reliably carry
 _URL_SAFE = "/%:@!$&'()*+,;=-._~?"  # what may stay as it is in a path or query (RFC 3986)
