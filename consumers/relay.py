@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Sequence
 
 import asyncpg
@@ -77,7 +76,6 @@ class Relay(BackgroundLoop):
         self.owner = False
         self.position: int | None = None  # published and acknowledged up to here
         self.published = 0  # messages acknowledged since start
-        self.last_lag: float | None = None  # seconds from recording to acknowledgement
         super().__init__(f"relay-{self.name}")
 
     async def run(self) -> None:
@@ -126,7 +124,6 @@ class Relay(BackgroundLoop):
         if acknowledged:
             await self._checkpoint(conn, rows[acknowledged - 1]["position"])
             self.published += acknowledged
-            self.last_lag = time.time() - rows[acknowledged - 1]["recorded_at"].timestamp()
         if acknowledged < len(rows):
             raise PublishFailed(f"JetStream refused a message: {results[acknowledged]!r}")
 

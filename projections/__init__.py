@@ -12,7 +12,7 @@ from projections.checkpoints import CheckpointMoved, wait_for_position
 from projections.items import Items
 from projections.locations import Locations
 from projections.models import Item, JobHolding, JobView, Location, StockEntry, StockSummaryLine, Transaction
-from projections.projection import Projection, ReadModel, create_fresh_tables
+from projections.projection import Projection, ReadModel
 from projections.projector import Projector
 from projections.statements import READ_MODEL_SCHEMA
 from projections.status import ProjectionStatus, projection_status
@@ -39,7 +39,6 @@ __all__ = [
     "Stock",
     "Transaction",
     "Transactions",
-    "create_fresh_tables",
     "queries",
     "projection_status",
     "read_models",

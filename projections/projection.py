@@ -44,23 +44,3 @@ class ReadModel:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
-
-
-async def create_fresh_tables(conn: asyncpg.Connection, schema: str, projections: Sequence[ReadModel]) -> None:
-    """Empty copies of the projections' live tables in `schema`, for a rebuild to fill.
-
-    Copied with LIKE ... INCLUDING ALL, so a copy always has the columns, defaults and
-    indexes the migrations gave the live table.
-    """
-    schema = checked_schema(schema)
-    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    for projection in projections:
-        for table in projection.tables:
-            # LIKE copies no storage parameters (fillfactor): they come from pg_class.
-            options = await conn.fetchval(
-                "SELECT reloptions FROM pg_class WHERE oid = $1::regclass", f"{READ_MODEL_SCHEMA}.{table}"
-            )
-            with_options = f" WITH ({', '.join(options)})" if options else ""
-            await conn.execute(
-                f"CREATE TABLE {schema}.{table} (LIKE {READ_MODEL_SCHEMA}.{table} INCLUDING ALL){with_options}"
-            )

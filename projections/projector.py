@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -80,7 +79,6 @@ class Projector(BackgroundLoop):
         self.checkpoints: dict[str, int] = {}  # of the projections owned
         self.stuck: dict[str, int] = {}  # projection -> position of the event it cannot apply
         self.dead_letters = 0  # parked by this projector
-        self.last_lag: float | None = None  # seconds from recording to applying, last batch
         self._woken = asyncio.Event()  # a read is waiting (projections/watch.py): poll now
         self._pool, self._dsn = pool, dsn
         self._conn: asyncpg.Connection | None = None  # the lease connection, while open
@@ -235,7 +233,5 @@ class Projector(BackgroundLoop):
         return None
 
     def _applied(self, events: list[EventEnvelope]) -> None:
-        if events:
-            self.last_lag = (datetime.now(UTC) - events[-1].recorded_at).total_seconds()
-            if self.on_applied is not None:
-                self.on_applied(events)
+        if events and self.on_applied is not None:
+            self.on_applied(events)

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
-# Quantities are 64-bit signed integers end to end (PostgreSQL bigint).
+# Quantities are 64-bit signed integers end to end (PostgreSQL bigint); the API's
+# bounded types (schemas/api.py) are built on this.
 MAX_QUANTITY = 2**63 - 1
-Quantity = Annotated[int, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
-Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
-ShortText = Annotated[str, msgspec.Meta(max_length=200)]
-LongText = Annotated[str, msgspec.Meta(max_length=2000)]
-Money = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 LocationType = Literal["warehouse", "vehicle", "technician", "job_site", "other"]
 ReleaseReason = Literal["requested", "expired", "completed"]
 

@@ -38,12 +38,13 @@ from ledger.decide import evolve
 from ledger.effects import RULES, effect
 from ledger.records import envelope
 from ledger.state import ItemState
-from projections import Projector, create_fresh_tables, read_models, wait_for_position
+from projections import Projector, read_models, wait_for_position
 from projections.rebuild import Rebuild
 from projections.refold import Refold, transaction_row
 from projections.replay import replay
 from projections.verify import verify_read_models
 from schemas import EVENT_TYPES, EventEnvelope, ItemAttributes, StockEvent
+from tests.support.read_models import fresh_tables
 from tests.support.world import make_item, make_location
 
 T1, T2, T3 = (datetime(2031, month, 1, tzinfo=UTC) for month in (1, 2, 3))
@@ -214,8 +215,8 @@ async def test_evolve_the_refold_and_the_write_model_end_where_worked_out_by_han
 async def test_the_live_projections_agree_with_the_fold_after_every_event_and_in_one_batch(ledger, pool):
     ids, events = ledger
     async with pool.acquire() as conn:
-        await create_fresh_tables(conn, "fold_step", read_models())
-        await create_fresh_tables(conn, "fold_once", read_models())
+        await fresh_tables(conn, "fold_step")
+        await fresh_tables(conn, "fold_once")
         step = read_models("fold_step")
         for e, want in folded(events):
             async with conn.transaction():

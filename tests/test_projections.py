@@ -26,8 +26,9 @@ from ledger.commands import (
     UpdateLocation,
 )
 from ledger.keys import ensure_organization
-from projections import READ_MODEL_NAMES, Projector, create_fresh_tables, read_models, wait_for_position
+from projections import READ_MODEL_NAMES, Projector, read_models, wait_for_position
 from schemas import EventMetadata, ItemAttributes, LocationAttributes
+from tests.support.read_models import fresh_tables
 from tests.support.world import make_item, make_location
 
 WRITERS = 16
@@ -226,7 +227,7 @@ async def test_read_models_under_concurrent_writers_equal_a_fold_of_the_ledger_a
 
     # A rebuild into fresh tables, in batches cut differently, ends with the same rows.
     async with pool.acquire() as conn:
-        await create_fresh_tables(conn, "rebuild", read_models())
+        await fresh_tables(conn, "rebuild")
     rebuild = read_models("rebuild")
     rebuilder = Projector(pool, database_url, rebuild, batch_size=1000)
     rebuilder.start()

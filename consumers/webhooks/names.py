@@ -52,10 +52,6 @@ EVENT_NAMES: tuple[str, ...] = (
 )
 
 
-def is_movement(event: LedgerEvent) -> bool:
-    return type(event) in _BY_MOVEMENT
-
-
 def names_of(event: LedgerEvent) -> list[str]:
     """The webhook event names a ledger event is, `stock.low` aside (that needs the item's level)."""
     if (specific := _BY_MOVEMENT.get(type(event))) is not None:

@@ -29,9 +29,10 @@ import asyncpg
 from ledger.cli import SCHEMA_PACKAGES
 from ledger.db import connect, create_pool
 from ledger.migrate import migrate_dsn
-from projections import Projector, create_fresh_tables, read_models, wait_for_position
+from projections import Projector, read_models, wait_for_position
 from projections.replay import replay
 from tests.bench.ledger_gen import generate
+from tests.support.read_models import fresh_tables
 
 
 async def ensure_ledger(url: str, name: str, events: int) -> str:
@@ -63,7 +64,7 @@ async def projector_path(db_url: str, events: int) -> float:
         await pool.execute("DROP SCHEMA IF EXISTS bench_projector CASCADE")
         await pool.execute("DELETE FROM projection_checkpoints WHERE name LIKE 'bench_projector.%'")
         async with pool.acquire() as conn:
-            await create_fresh_tables(conn, "bench_projector", read_models())
+            await fresh_tables(conn, "bench_projector")
         models = read_models("bench_projector")
         upto = await pool.fetchval("SELECT max(position) FROM (SELECT position FROM events ORDER BY position LIMIT $1) e", events)
         projector = Projector(pool, db_url, models)
