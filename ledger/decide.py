@@ -29,7 +29,7 @@ from ledger.commands import (
     UpdateItem,
     UpdateLocation,
 )
-from ledger.effects import apply_to_level, is_stock_event
+from ledger.effects import evolve_level, is_stock_event
 from ledger.state import ItemState, LocationState, Snapshot
 from schemas import (
     MAX_QUANTITY,
@@ -53,7 +53,7 @@ from schemas import (
 
 
 def evolve(state: ItemState | LocationState, event: LedgerEvent) -> ItemState | LocationState:
-    """Apply one event to the state of its stream; the version moves by one.
+    """Fold one event into the state of its stream; the version moves by one.
 
     What a stock event does to its place is `ledger.effects` (the one definition of it).
     """
@@ -64,7 +64,7 @@ def evolve(state: ItemState | LocationState, event: LedgerEvent) -> ItemState | 
             return replace(state, version=state.version + 1, deleted=True)
         case ItemState(), _ if is_stock_event(event):
             before = state.level(event.location_id)
-            level = apply_to_level(before, event)
+            level = evolve_level(before, event)
             stock = {**state.stock, event.location_id: level}
             on_hand = state.quantity_on_hand + level.quantity - before.quantity
             return replace(state, version=state.version + 1, stock=stock, quantity_on_hand=on_hand)
@@ -73,7 +73,7 @@ def evolve(state: ItemState | LocationState, event: LedgerEvent) -> ItemState | 
     raise TypeError(f"{type(event).__name__} does not apply to {type(state).__name__}")
 
 
-def apply(snapshot: Snapshot, event: LedgerEvent) -> Snapshot:
+def evolve_snapshot(snapshot: Snapshot, event: LedgerEvent) -> Snapshot:
     """Evolve the one state in a snapshot that the event belongs to."""
     if isinstance(event, LocationCreated | LocationUpdated):
         location = evolve(snapshot.location(event.location_id), event)
@@ -166,7 +166,7 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                     quantity=line.quantity, expires_at=command.expires_at, notes=command.notes,
                 )
                 yield event
-                snapshot = apply(snapshot, event)
+                snapshot = evolve_snapshot(snapshot, event)
 
         case ReleaseStock(job_id=job_id, lines=lines):
             for line in _lines_or_holdings(snapshot, job_id, lines):
@@ -178,7 +178,7 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                     quantity=line.quantity, reason=command.reason, notes=command.notes,
                 )
                 yield event
-                snapshot = apply(snapshot, event)
+                snapshot = evolve_snapshot(snapshot, event)
 
         case CompleteJob(job_id=job_id, lines=lines):
             for line in _lines_or_holdings(snapshot, job_id, lines):
@@ -199,7 +199,7 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                     quantity=line.quantity, from_reserved=from_reserved, notes=command.notes,
                 )
                 yield event
-                snapshot = apply(snapshot, event)
+                snapshot = evolve_snapshot(snapshot, event)
             # Whatever the job still holds after it consumed its parts goes back to stock.
             for item_id, location_id, held in snapshot.job_holdings(job_id):
                 yield StockReleased(

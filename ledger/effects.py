@@ -9,7 +9,7 @@ here, by Python, and turned into the SQL of the set-based replay
 (`projections/stage_sql.py`).
 
 Everything that folds stock goes through them: `decide`'s `evolve` and the write model
-(`apply_to_level`), the live projections (`effect`), verify's re-fold, as-of reads, the
+(`evolve_level`), the live projections (`effect`), verify's re-fold, as-of reads, the
 webhooks' item levels (`Effect.total`), the transaction history (`Effect.shown`) and the
 replay. `tests/test_fold_everywhere.py` sends every event type through all of them.
 """
@@ -147,7 +147,7 @@ def _compiled(rule: Rule) -> Callable[[LedgerEvent], Effect]:
 _COMPILED = {cls: _compiled(rule) for cls, rule in RULES.items()}
 
 
-def apply_to_level(level: StockLevel, event: LedgerEvent) -> StockLevel:
+def evolve_level(level: StockLevel, event: LedgerEvent) -> StockLevel:
     """The level at the event's place after a stock event (a stock record exists there now)."""
     e = effect(event)
     holds = level.holds

@@ -26,7 +26,7 @@ import msgspec
 from ledger import errors, statements
 from ledger.appender import StreamRaced, append, event_id, event_ids
 from ledger.commands import AnyCommand, CreateItem, CreateLocation, TransferStock
-from ledger.decide import apply, decide
+from ledger.decide import decide, evolve_snapshot
 from ledger.footprint import Footprint, footprint, merged
 from ledger.group_commit import GroupCommit
 from ledger.hashing import GENESIS
@@ -260,7 +260,7 @@ class EventStore:
                     refused[n] = refusal
                     continue
                 for event in decided_events:
-                    unit_running = apply(unit_running, event)
+                    unit_running = evolve_snapshot(unit_running, event)
                 decided.append((n, decided_events, unit_running))
             if unit.atomic and refused:  # records nothing: every command leaves the slice as it was
                 decided = [(n, [], running) for n, _, _ in decided]

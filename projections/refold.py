@@ -40,7 +40,7 @@ class Refold:
         self.moved: dict[tuple[int, int, int], datetime] = {}  # last movement at (org, item, location)
         self.jobs: dict[tuple[int, int, int, int], tuple[int, int, datetime | None]] = {}  # consumed, released, expiry
 
-    def apply(self, e: EventEnvelope) -> None:
+    def evolve(self, e: EventEnvelope) -> None:
         data, org, at = e.data, e.org_id, e.recorded_at
         if parse_stream(e.stream)[0] == "location":
             key = (org, data.location_id)

@@ -98,7 +98,7 @@ async def verify_read_models(conn: asyncpg.Connection, org_id: int | None = None
                 if isinstance(e, Undecodable):
                     problems.append(f"event at position {e.position} does not decode: {e.error}")
                     continue
-                fold.apply(e)
+                fold.evolve(e)
                 history.expect(e)
             await history.compare_to(rows[-1]["position"])
         folds.update((name, fold) for _, name in waiting)

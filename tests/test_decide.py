@@ -1,6 +1,6 @@
 """Domain tests of the pure decision logic: given some events, when a command, then events.
 
-No database, no servers: a `Snapshot` is built by folding events through `apply` from an
+No database, no servers: a `Snapshot` is built by folding events through `evolve_snapshot` from an
 empty one, `decide` is asked what a command does, and the events it returns are folded
 again to check the state they leave. The rules are those of DESIGN.md section 5 (the
 ledger and its transaction types) and the seed 004 error tables (Adjust stock,
@@ -37,7 +37,7 @@ from ledger.commands import (
     UpdateItem,
     UpdateLocation,
 )
-from ledger.decide import apply, decide, evolve
+from ledger.decide import decide, evolve, evolve_snapshot
 from ledger.state import Hold, ItemState, LocationState, Snapshot, StockLevel
 from schemas import (
     MAX_QUANTITY,
@@ -100,7 +100,7 @@ def given(
     ]
     snapshot = Snapshot()
     for event in history:
-        snapshot = apply(snapshot, event)
+        snapshot = evolve_snapshot(snapshot, event)
     return snapshot
 
 
@@ -120,7 +120,7 @@ def deactivated(location: int) -> LocationUpdated:
 
 def fold(snapshot: Snapshot, events) -> Snapshot:
     for event in events:
-        snapshot = apply(snapshot, event)
+        snapshot = evolve_snapshot(snapshot, event)
     return snapshot
 
 

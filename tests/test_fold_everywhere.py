@@ -171,7 +171,7 @@ def folded(events: list[EventEnvelope]):
     """(event, the re-fold's view after it) for every event: the reference of every step."""
     fold, history = Refold(), {}
     for e in events:
-        fold.apply(e)
+        fold.evolve(e)
         if (row := transaction_row(e)) is not None:
             history[e.position] = row["quantity"]
         yield e, refold_view(fold, history)

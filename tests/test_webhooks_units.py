@@ -15,7 +15,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from consumers.webhooks import fanout, payloads
-from consumers.webhooks.levels import ItemLevel, apply
+from consumers.webhooks.levels import ItemLevel, evolve
 from consumers.webhooks.names import EVENT_NAMES, check_event_names, names_of
 from consumers.webhooks.settings import DEFAULT_RETRY_SCHEDULE, WebhookSettings
 from consumers.webhooks.signing import new_secret, signature_headers
@@ -107,7 +107,7 @@ def test_stock_low_fires_once_per_crossing_from_above():
     ]
     level = ItemLevel(org_id=1, item_id=7)
     for position, (event, fires) in enumerate(events, start=1):
-        level, crossed = apply(level, envelope(event, position))
+        level, crossed = evolve(level, envelope(event, position))
         assert crossed is fires, (position, event)
     assert level.quantity_on_hand == 7 and level.low and level.position == len(events)
 

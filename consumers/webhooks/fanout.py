@@ -14,7 +14,7 @@ from typing import NamedTuple
 import msgspec
 
 from consumers.webhooks import payloads
-from consumers.webhooks.levels import ItemLevel, apply
+from consumers.webhooks.levels import ItemLevel, evolve
 from consumers.webhooks.names import STOCK_LOW, names_of, wants
 from schemas import EventEnvelope, LocationCreated, LocationUpdated
 
@@ -62,8 +62,8 @@ def plan(
         if (key := level_key(envelope)) is not None:
             current = changed.get(key) or levels.get(key) or ItemLevel(org_id=key[0], item_id=key[1])
             if envelope.position <= current.position:
-                continue  # applied before, and its deliveries recorded in the same transaction
-            level, crossed = apply(current, envelope)
+                continue  # folded in before, and its deliveries recorded in the same transaction
+            level, crossed = evolve(current, envelope)
             changed[key] = level
             if crossed:
                 names.append(STOCK_LOW)

@@ -22,7 +22,7 @@ class ItemLevel(msgspec.Struct, frozen=True, kw_only=True):
     low: bool = False
     part_number: str | None = None
     part_name: str | None = None
-    position: int = 0  # the last event applied
+    position: int = 0  # the last event folded in
 
 
 def _change(event) -> int:
@@ -34,7 +34,7 @@ def _change(event) -> int:
     return 0 if moved is None else moved.total
 
 
-def apply(level: ItemLevel, envelope: EventEnvelope) -> tuple[ItemLevel, bool]:
+def evolve(level: ItemLevel, envelope: EventEnvelope) -> tuple[ItemLevel, bool]:
     """The level after `envelope`, and whether the item just crossed into low stock."""
     event = envelope.data
     changes: dict = {"position": envelope.position}
