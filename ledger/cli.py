@@ -359,20 +359,20 @@ def keys_revoke(settings: Settings, key_id: int, org_name: str | None) -> None:
 @click.pass_obj
 def verify(settings: Settings, org_name: str | None) -> None:
     """Check every hash chain, and re-fold the ledger against the write model and every read model."""
-    from ledger.audit import audit_all
+    from ledger.verify import verify_all
     from ledger.keys import find_organization
     from projections.verify import verify_read_models
 
-    async def audit():
+    async def verify_everything():
         conn = await _connect(url, settings)
         try:
             org_id = await find_organization(conn, org_name) if org_name else None
-            return await audit_all(conn, org_id), await verify_read_models(conn, org_id)
+            return await verify_all(conn, org_id), await verify_read_models(conn, org_id)
         finally:
             await conn.close()
 
     with database_url(settings) as url:
-        streams, models = run(audit())
+        streams, models = run(verify_everything())
     ledger_problems = [p for r in streams for p in r.problems]
     events = sum(r.events for r in streams)
     for problem in [*ledger_problems, *models.problems]:

@@ -12,7 +12,6 @@ import msgspec
 import pytest
 
 from ledger import errors
-from ledger.audit import audit_all
 from ledger.commands import (
     AddStock,
     AdjustStock,
@@ -24,6 +23,7 @@ from ledger.commands import (
     TransferStock,
 )
 from ledger.store import EventStore
+from ledger.verify import verify_all
 from tests.support.world import make_item, make_location
 
 WRITERS = 32
@@ -112,5 +112,5 @@ async def test_32_writers_on_two_hot_items_keep_every_invariant(store, org_id, p
     for pair in transfers.values():  # never half a transfer
         assert sorted(t for t, _ in pair) == ["Transfer_in", "Transfer_out"] and pair[0][1] == pair[1][1]
 
-    reports = await audit_all(pool, org_id)
+    reports = await verify_all(pool, org_id)
     assert [p for r in reports for p in r.problems] == []

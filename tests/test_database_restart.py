@@ -28,11 +28,11 @@ import nats
 import pytest
 
 from ledger import embedded
-from ledger.audit import audit_all
 from ledger.cli import SCHEMA_PACKAGES
 from ledger.db import connect
 from ledger.keys import create_key, ensure_organization
 from ledger.migrate import migrate_dsn
+from ledger.verify import verify_all
 from projections.verify import verify_read_models
 from tests.support.fixtures_servers import scratch_data_dir
 from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
@@ -267,7 +267,7 @@ async def _check_ledger(url: str, org_id: int, load: Load, location: int, items:
             return read == expected
 
         await wait_until(read_models_equal, 30, "the read models to reach the ledger")
-        streams = await audit_all(conn, org_id)
+        streams = await verify_all(conn, org_id)
         assert [p for s in streams for p in s.problems] == []
         models = await verify_read_models(conn, org_id)
         assert models.problems == []

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from ledger import errors
-from ledger.audit import audit_all
 from ledger.commands import Line, ReleaseStock, RemoveStock, ReserveStock
 from ledger.expiry import ExpiryScheduler
 from ledger.store import EventStore
+from ledger.verify import verify_all
 from tests.support.world import make_item, make_location, stocked
 
 
@@ -51,7 +51,7 @@ async def test_a_hold_is_released_when_it_expires_and_other_holds_stay(store, po
     assert released["user_name"] == "system"
     assert await pool.fetchval("SELECT reserved FROM stock_state WHERE item_id = $1", item) == 8
     async with pool.acquire() as conn:
-        assert all(report.ok for report in await audit_all(conn, org_id))
+        assert all(report.ok for report in await verify_all(conn, org_id))
 
 
 async def test_two_schedulers_at_once_release_each_expired_hold_once(store, pool, org_id):
@@ -201,7 +201,7 @@ async def test_expiry_racing_a_second_scheduler_and_the_jobs_own_commands_releas
     assert level["reserved"] == sum(q for q, _ in holds.values()) and 0 <= level["reserved"] <= level["quantity"]
     assert level["quantity"] == 10_000 - 6 * 8
     async with pool.acquire() as conn:  # hash chains intact; the write model equals a re-fold
-        assert all(report.ok for report in await audit_all(conn, org_id))
+        assert all(report.ok for report in await verify_all(conn, org_id))
 
 
 def test_an_expirys_release_decides_nothing_unless_the_hold_is_still_the_one_found_expired():

@@ -4,7 +4,7 @@ The model below is written from DESIGN.md section 5 (and the error codes of seed
 with plain dicts; it does not use `ledger.decide`. After every command the store's
 outcome (accepted, or refused with which code) must agree with the model's, and the
 write-model tables `stock_state` and `reservation_state` must hold exactly the model's
-balances. At the end of every example `audit_all` must find every stream sound.
+balances. At the end of every example `verify_all` must find every stream sound.
 
 Where DESIGN.md is silent the model makes these choices (the store's documented ones):
 an inactive location refuses only stock going in or being held there (add, transfer in,
@@ -47,7 +47,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ledger.audit import audit_all
 from ledger.commands import (
     AddStock,
     AdjustStock,
@@ -66,6 +65,7 @@ from ledger.errors import LedgerError
 from ledger.keys import ensure_organization
 from ledger.migrate import migrate_dsn
 from ledger.store import EventStore
+from ledger.verify import verify_all
 from schemas import ItemAttributes, LocationAttributes
 
 MAX = 2**63 - 1
@@ -258,7 +258,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def teardown(self):
         try:
             if self.model is not None:
-                reports = self.runner.run(audit_all(self.pool, self.org_id))
+                reports = self.runner.run(verify_all(self.pool, self.org_id))
                 bad = [p for r in reports for p in r.problems]
                 assert not bad, "audit found problems:\n" + "\n".join(bad)
                 streams = {r.stream for r in reports}

@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from ledger import errors
-from ledger.audit import audit_stream
 from ledger.commands import AddStock, AdjustStock, RemoveStock, TransferStock
 from ledger.hashing import GENESIS
+from ledger.verify import verify_stream
 from schemas import MAX_QUANTITY, EventMetadata, ItemAttributes
 from tests.support.world import make_item, make_location, stocked
 
@@ -33,7 +33,7 @@ async def test_a_command_records_its_events_with_gapless_versions_and_a_hash_cha
     rows = await pool.fetch("SELECT version, prev_hash, hash FROM events WHERE stream = $1 ORDER BY version", f"item-{item}")
     assert rows[0]["prev_hash"] == GENESIS
     assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:]))
-    assert (await audit_stream(pool, org_id, f"item-{item}")).ok
+    assert (await verify_stream(pool, org_id, f"item-{item}")).ok
     levels = {r["location_id"]: r["quantity"] for r in await pool.fetch("SELECT * FROM stock_state WHERE item_id = $1", item)}
     assert levels == {warehouse: 90, van: 10}
 
@@ -43,7 +43,7 @@ async def test_an_edited_event_is_detected_by_the_hash_chain(store, org_id, pool
     item = await make_item(store, org_id)
     await stocked(store, org_id, item, warehouse, 5)
     await stocked(store, org_id, item, warehouse, 7)
-    assert (await audit_stream(pool, org_id, f"item-{item}")).ok
+    assert (await verify_stream(pool, org_id, f"item-{item}")).ok
     async with pool.acquire() as conn:
         # The ledger refuses edits; an attacker with superuser rights disables the guard.
         with pytest.raises(Exception, match="append-only"):
@@ -54,7 +54,7 @@ async def test_an_edited_event_is_detected_by_the_hash_chain(store, org_id, pool
             f"item-{item}",
         )
         await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
-    report = await audit_stream(pool, org_id, f"item-{item}")
+    report = await verify_stream(pool, org_id, f"item-{item}")
     assert any("was edited" in p for p in report.problems)
     assert any("write model" in p and "fold" in p for p in report.problems)  # the re-fold disagrees too
 
@@ -68,7 +68,7 @@ async def test_a_deleted_event_is_detected_as_a_gap(store, org_id, pool):
         await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
         await conn.execute("DELETE FROM events WHERE stream = $1 AND version = 2", f"item-{item}")
         await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
-    report = await audit_stream(pool, org_id, f"item-{item}")
+    report = await verify_stream(pool, org_id, f"item-{item}")
     assert any("an event is missing" in p for p in report.problems)
 
 
@@ -149,7 +149,7 @@ async def test_the_first_movements_at_a_new_place_race_safely(store, org_id, poo
     item = await make_item(store, org_id)
     await asyncio.gather(*(stocked(store, org_id, item, warehouse, 1) for _ in range(20)))
     assert await pool.fetchval("SELECT quantity FROM stock_state WHERE item_id = $1", item) == 20
-    assert (await audit_stream(pool, org_id, f"item-{item}")).ok
+    assert (await verify_stream(pool, org_id, f"item-{item}")).ok
 
 
 async def test_another_organizations_item_is_not_found(store, org_id, pool):
@@ -168,7 +168,7 @@ async def test_an_items_total_beyond_64_bits_is_refused_even_when_each_location_
     await stocked(store, org_id, item, first, MAX_QUANTITY)
     with pytest.raises(errors.InvalidQuantity):
         await store.execute(org_id, AddStock(item_id=item, location_id=second, quantity=1))
-    assert (await audit_stream(pool, org_id, f"item-{item}")).ok
+    assert (await verify_stream(pool, org_id, f"item-{item}")).ok
 
 
 async def test_the_snapshot_is_the_same_with_elements_spelled_out_or_arrays_bound(store, org_id, pool, monkeypatch):

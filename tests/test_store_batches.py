@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import errors
-from ledger.audit import audit_all
 from ledger.commands import (
     AddStock,
     AdjustStock,
@@ -36,6 +35,7 @@ from ledger.db import create_pool
 from ledger.footprint import footprint
 from ledger.keys import ensure_organization
 from ledger.store import EventStore, LineResult
+from ledger.verify import verify_all
 from projections import Projector, read_models, wait_for_position
 from schemas import EventMetadata, ItemAttributes, LocationAttributes
 from tests.support.world import make_item, make_location, stocked
@@ -140,7 +140,7 @@ async def read_models_of(pool, org_id: int, names: Names) -> dict[str, set]:
 
 
 async def chain_problems_of(pool, org_id: int) -> list[str]:
-    return [p for report in await audit_all(pool, org_id) for p in report.problems]
+    return [p for report in await verify_all(pool, org_id) for p in report.problems]
 
 
 def refusals(results: list[LineResult]) -> dict[int, str]:

@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 from api import shared
 from api.responses import ok
 from ledger import errors
-from ledger.audit import audit_one
+from ledger.verify import verify_one
 from schemas import MAX_QUANTITY, item_stream, location_stream, parse_stream
 from schemas.api import Envelope
 
@@ -38,7 +38,7 @@ class AuditController(Controller):
         if (item_id is None) == (location_id is None):
             raise errors.ValidationFailed("give exactly one of item_id and location_id")
         stream = item_stream(item_id) if item_id is not None else location_stream(location_id)
-        report = await audit_one(pool, request.user.org_id, stream)
+        report = await verify_one(pool, request.user.org_id, stream)
         if report is None:
             raise errors.NotFound(f"{' '.join(map(str, parse_stream(stream)))} does not exist")
         return ok(request, AuditReport(stream=stream, ok=report.ok, events=report.events, problems=report.problems))

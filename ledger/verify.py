@@ -1,13 +1,14 @@
-"""Auditing a stream: its hash chain, and its re-fold against the write model.
+"""Verifying a stream: its hash chain, and its re-fold against the write model (the
+ledger's half of `ledger verify` and all of `GET /audit/verify`).
 
 A stream is sound when every event chains to the one before it (versions from 1 with no
 gap, each `prev_hash` the previous `hash`, each `hash` recomputed from the stored event,
 positions rising with versions), its head names its last event, and folding its events
 with `evolve` gives exactly the state the write model holds for it.
 
-Audits read in one REPEATABLE READ snapshot, so a command committing meanwhile cannot
-show up as a difference between the events and the write model. The snapshot is read
-only and takes no transaction id, so it never holds the ledger's readers back.
+Verification reads in one REPEATABLE READ transaction, so a command committing meanwhile
+cannot show up as a difference between the events and the write model. The transaction
+is read only and takes no transaction id, so it never holds the ledger's readers back.
 """
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ def _level(level: StockLevel) -> str:
     return f"quantity {level.quantity}, reserved {level.reserved}" + (f" ({holds})" if holds else "")
 
 
-async def audit_stream(conn, org_id: int, stream: str) -> StreamReport:
-    """Audit one stream on `conn` (inside a snapshot the caller holds, for a consistent answer)."""
+async def verify_stream(conn, org_id: int, stream: str) -> StreamReport:
+    """Verify one stream on `conn` (inside a transaction the caller holds, for a consistent answer)."""
     rows = await read_whole_stream(conn, org_id, stream)
     head = await conn.fetchrow(statements.READ_STREAM_HEAD, org_id, stream)
     problems = chain_problems(rows) + head_problems(stream, rows, head)
@@ -146,20 +147,20 @@ async def audit_stream(conn, org_id: int, stream: str) -> StreamReport:
     return StreamReport(org_id=org_id, stream=stream, events=len(rows), problems=problems)
 
 
-async def audit_one(pool: asyncpg.Pool, org_id: int, stream: str) -> StreamReport | None:
-    """One stream of one organization in its own snapshot; None if the organization has no such stream."""
+async def verify_one(pool: asyncpg.Pool, org_id: int, stream: str) -> StreamReport | None:
+    """One stream of one organization in its own transaction; None if the organization has no such stream."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        report = await audit_stream(conn, org_id, stream)
+        report = await verify_stream(conn, org_id, stream)
     return None if report.events == 0 and not report.problems else report
 
 
-async def audit_all(db: asyncpg.Pool | asyncpg.Connection, org_id: int | None = None) -> list[StreamReport]:
+async def verify_all(db: asyncpg.Pool | asyncpg.Connection, org_id: int | None = None) -> list[StreamReport]:
     """Every stream (of one organization, or all), including any with events but no head."""
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
-            return await audit_all(conn, org_id)
+            return await verify_all(conn, org_id)
     conn = db
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         heads = await conn.fetch(statements.READ_STREAMS, org_id)
         headless = await conn.fetch(statements.READ_HEADLESS_STREAMS, org_id)
-        return [await audit_stream(conn, s["org_id"], s["stream"]) for s in [*heads, *headless]]
+        return [await verify_stream(conn, s["org_id"], s["stream"]) for s in [*heads, *headless]]
