@@ -395,7 +395,7 @@ def replay(settings: Settings, names: tuple[str, ...]) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from projections import READ_MODEL_NAMES
-    from projections.replay import replay as replay_ledger
+    from projections.replay import rebuild_read_models
 
     if unknown := sorted(set(names) - set(READ_MODEL_NAMES)):
         raise click.BadParameter(f"{', '.join(unknown)}; read models are {', '.join(READ_MODEL_NAMES)}",
@@ -407,8 +407,8 @@ def replay(settings: Settings, names: tuple[str, ...]) -> None:
         with Progress(*columns, console=Console(stderr=True)) as bar:
             task = bar.add_task("replay", total=None)
             try:
-                report = run(replay_ledger(url, names or None,
-                                           progress=lambda at, horizon: bar.update(task, completed=at, total=horizon)))
+                report = run(rebuild_read_models(url, names or None,
+                                                 progress=lambda at, horizon: bar.update(task, completed=at, total=horizon)))
             except errors.RebuildRefused as exc:
                 raise click.ClickException(str(exc)) from None
     if report.took_over:

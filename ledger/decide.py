@@ -2,7 +2,7 @@
 
 No I/O here. The store loads a `Snapshot`, calls `decide`, and appends what comes back;
 the write model, `verify` and as-of reads all fold events with the same `evolve`, whose
-stock arithmetic is `ledger.effects` (which the projections and the replay use too).
+stock arithmetic is `ledger.effects` (which the projections and their rebuild use too).
 """
 
 from __future__ import annotations

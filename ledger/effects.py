@@ -5,13 +5,13 @@ location): the quantity on hand, the quantity reserved, and the hold of the even
 there (reserved is the sum of the holds, so a change of reserved is always a change of
 the job's hold), plus what a job consumed and released in all, and whether it renews the
 hold's expiry. Each number is one event field with a sign, so the same rules are read
-here, by Python, and turned into the SQL of the set-based replay
+here, by Python, and turned into the SQL of the set-based rebuild
 (`projections/stage_sql.py`).
 
 Everything that folds stock goes through them: `decide`'s `evolve` and the write model
 (`evolve_level`), the live projections (`effect`), verify's re-fold, as-of reads, the
 webhooks' item levels (`Effect.total`), the transaction history (`Effect.shown`) and the
-replay. `tests/test_fold_everywhere.py` sends every event type through all of them.
+rebuild. `tests/test_fold_everywhere.py` sends every event type through all of them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A projection's rows are a pure function of the ledger: `apply` is called with the events
 after its checkpoint, in position order, inside the transaction that also moves its
 checkpoint, so each event changes the rows exactly once. `apply` may assume nothing
-about batch boundaries (a replay and a live run cut the ledger differently and must end
+about batch boundaries (a rebuild and a live run cut the ledger differently and must end
 with the same rows).
 
 The live tables are in schema `READ_MODEL_SCHEMA`. The same projection built with another

@@ -3,7 +3,7 @@
 A projector applies the ledger through Python, batch by batch, at tens of microseconds
 an event (decoding, then rows sent back). A rebuild starts from empty tables and may read
 the ledger where it lies: each chunk of positions is decoded once into a stage table
-(`stage_replay_events.sql`, each event's effect on stock worked out there by the rules of
+(`stage_rebuild_events.sql`, each event's effect on stock worked out there by the rules of
 `ledger.effects`, see `stage_sql.py`), and every read model is then changed by one
 statement per chunk (`rebuild_*.sql`), merged exactly as the projector's `apply_*.sql`
 merges a batch.
@@ -49,7 +49,7 @@ _SESSION = {
     "work_mem": "128MB",  # a chunk's groups are sorted and hashed in memory
     "maintenance_work_mem": "256MB",  # the deferred index builds sort in memory
     # The rebuilt tables are scratch until the swap: a crash before it loses nothing that
-    # matters (the replay starts over), so no commit here waits for its WAL flush. The
+    # matters (the rebuild starts over), so no commit here waits for its WAL flush. The
     # swap itself commits with synchronous_commit on (projections/replay.py).
     "synchronous_commit": "off",
 }
@@ -131,7 +131,7 @@ class Rebuild:
             for setting, value in _SESSION.items():
                 await conn.execute(f"SET {setting} = '{value}'")
         await create_tables(self.conns[0], self.schema, self.tables)
-        await self.conns[0].execute(self._sql("create_replay_stage"))
+        await self.conns[0].execute(self._sql("create_rebuild_stage"))
 
     async def run(self, after: int, upto: int, progress: Callable[[int], None] | None = None) -> int:
         """Apply the events after `after` up to `upto` (a settled horizon); returns `upto`."""
@@ -170,10 +170,10 @@ class Rebuild:
             raise errors.RebuildRefused(f"event at position {unknown['position']} has type {unknown['type']!r}, "
                                         "which this version cannot replay")
         # The merges join and group on these; the planner needs their statistics.
-        await first.execute(f"ANALYZE {self.schema}.replay_stage (position, org_id, item_id, location_id, job_id, type)")
+        await first.execute(f"ANALYZE {self.schema}.rebuild_stage (position, org_id, item_id, location_id, job_id, type)")
         await asyncio.gather(*(self._lane(conn, share, advance)
                                for conn, share in zip(self.conns, lanes(work, len(self.conns)), strict=True)))
-        await first.execute(f"TRUNCATE {self.schema}.replay_stage")
+        await first.execute(f"TRUNCATE {self.schema}.rebuild_stage")
         self.events += sum(int(status.rsplit(" ", 1)[-1]) for status in staged)
 
     @staticmethod

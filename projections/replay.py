@@ -1,6 +1,6 @@
 """`ledger replay`: rebuild read models from the ledger and swap them in when caught up.
 
-1. Rebuild into fresh tables in schema `REPLAY_SCHEMA`, set-based (rebuild.py), up to a
+1. Rebuild into fresh tables in schema `REBUILD_SCHEMA`, set-based (rebuild.py), up to a
    settled horizon, then again up to the next one while the ledger keeps growing, until
    what is left is small. The live tables serve reads and the live projectors keep them
    current all along.
@@ -35,14 +35,14 @@ from projections.rebuild import Rebuild
 from projections.statements import READ_MODEL_SCHEMA, in_schema
 
 log = structlog.get_logger("replay")
-REPLAY_SCHEMA = "projections_replay"
-# One replay at a time: they would share the fresh schema.
-_REPLAY_LOCK = int.from_bytes(hashlib.blake2b(b"ledger replay", digest_size=8).digest(), "big", signed=True)
+REBUILD_SCHEMA = "projections_replay"  # named after the command an operator ran
+# One rebuild at a time: they would share the fresh schema.
+_REBUILD_LOCK = int.from_bytes(hashlib.blake2b(b"ledger replay", digest_size=8).digest(), "big", signed=True)
 _CLOSE_ENOUGH = 20_000  # positions left to rebuild when the live projections are fenced off
 _SWAP_LOCK_TIMEOUT = "500ms"  # readers queue behind a waiting swap: it must not wait long
 
 
-class ReplayReport(msgspec.Struct, kw_only=True):
+class RebuildReport(msgspec.Struct, kw_only=True):
     projections: list[str]
     events: int  # applied to the fresh tables
     position: int  # the checkpoint the swapped-in tables start from
@@ -54,33 +54,33 @@ class ReplayReport(msgspec.Struct, kw_only=True):
         return self.events / self.seconds if self.seconds else 0.0
 
 
-async def replay(
+async def rebuild_read_models(
     dsn: str,
     names: Sequence[str] | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,  # (position reached, horizon aimed at)
     chunk: int = 1_000_000,
     sessions: int = 2,  # the rebuild's lanes: about the database server's free cores
-) -> ReplayReport:
-    models = [m for m in read_models(REPLAY_SCHEMA) if not names or m.base_name in names]
+) -> RebuildReport:
+    models = [m for m in read_models(REBUILD_SCHEMA) if not names or m.base_name in names]
     conns = [await connect(dsn) for _ in range(sessions)]  # dedicated: the first holds the advisory locks
     conn = conns[0]
     try:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REPLAY_LOCK):
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REBUILD_LOCK):
             raise errors.RebuildRefused("another replay is running")
         try:
-            return await _replay(conns, models, progress, chunk)
+            return await _rebuild(conns, models, progress, chunk)
         finally:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {REPLAY_SCHEMA} CASCADE")  # what a failure left
+            await conn.execute(f"DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")  # what a failure left
     finally:
         for c in conns:
-            await c.close()  # and with the first session, the replay lock
+            await c.close()  # and with the first session, the rebuild lock
 
 
-async def _replay(conns, models: list[ReadModel], progress, chunk: int) -> ReplayReport:
+async def _rebuild(conns, models: list[ReadModel], progress, chunk: int) -> RebuildReport:
     started, conn = time.monotonic(), conns[0]
-    await conn.execute(f"DROP SCHEMA IF EXISTS {REPLAY_SCHEMA} CASCADE")  # what a crashed replay left
-    rebuild = Rebuild(conns, REPLAY_SCHEMA, models, chunk=chunk)
+    await conn.execute(f"DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")  # what a crashed rebuild left
+    rebuild = Rebuild(conns, REBUILD_SCHEMA, models, chunk=chunk)
     await rebuild.prepare()
     position = await _catch_up(conn, rebuild, 0, progress)
     await rebuild.finish()
@@ -92,7 +92,7 @@ async def _replay(conns, models: list[ReadModel], progress, chunk: int) -> Repla
     finally:
         for m in models:
             await ownership.release(conn, m.base_name)
-    return ReplayReport(projections=[m.base_name for m in models], events=rebuild.events, position=position,
+    return RebuildReport(projections=[m.base_name for m in models], events=rebuild.events, position=position,
                         seconds=time.monotonic() - started, took_over=took_over)
 
 
@@ -122,7 +122,7 @@ async def _take_ownership(conn, names: list[str], *, timeout: float = 15.0) -> l
                     await conn.fetchval("SELECT pg_terminate_backend($1)", owner)
                 except asyncpg.InsufficientPrivilegeError:
                     raise errors.RebuildRefused(f"projection {name} is owned by session {owner}, which this role "
-                                        "may not end: stop its projector, then replay") from None
+                                                "may not end: stop its projector, then replay") from None
                 fenced.append(owner)
                 log.info("replay fenced off a projector", projection=name, pid=owner)
             if time.monotonic() > deadline:
@@ -150,7 +150,7 @@ async def _swap(conn, models: Sequence[ReadModel], position: int) -> None:
                                        "IN ACCESS EXCLUSIVE MODE")
                     for table in model.tables:
                         await conn.execute(f"DROP TABLE {READ_MODEL_SCHEMA}.{table}")
-                        await conn.execute(f"ALTER TABLE {REPLAY_SCHEMA}.{table} SET SCHEMA {READ_MODEL_SCHEMA}")
+                        await conn.execute(f"ALTER TABLE {REBUILD_SCHEMA}.{table} SET SCHEMA {READ_MODEL_SCHEMA}")
                     await conn.execute(in_schema("set_checkpoints"), [model.base_name], [position])
                 break
             except asyncpg.LockNotAvailableError:  # a long read holds a table: give way, try again

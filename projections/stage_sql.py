@@ -1,9 +1,9 @@
-"""The stock effects of `ledger.effects` as SQL: the replay stages them from its rules.
+"""The stock effects of `ledger.effects` as SQL: a rebuild stages them from its rules.
 
-`stage_replay_events.sql` works out each event's effect while it decodes a chunk of the
+`stage_rebuild_events.sql` works out each event's effect while it decodes a chunk of the
 ledger, in columns the rebuild statements then only add up. Its `{effect:<column>}`
 placeholders are filled here from `RULES`, one `CASE` over the event types per column,
-so an event type's effect on stock is written once (in Python) and the replay follows it
+so an event type's effect on stock is written once (in Python) and a rebuild follows it
 with no SQL to edit. The expressions cost what hand-written ones would: one comparison
 of the type per branch, and the event's field read only in the branch that matches.
 """
@@ -48,7 +48,7 @@ def _renews() -> str:
     return f"e.type IN ({', '.join(tags)})" if tags else "false"
 
 
-# The staged columns, in the order of create_replay_stage.sql.
+# The staged columns, in the order of create_rebuild_stage.sql.
 EFFECT_COLUMNS = {
     # The history's signed quantity; NULL marks an event that is not a stock event.
     "signed_quantity": _case(lambda r: r.shown, stock_default="0", otherwise="NULL"),
@@ -61,10 +61,10 @@ EFFECT_COLUMNS = {
 
 
 def stage_statement(schema: str) -> str:
-    """stage_replay_events.sql on the tables of `schema`, its effect columns filled in."""
-    sql = in_schema("stage_replay_events", schema)
+    """stage_rebuild_events.sql on the tables of `schema`, its effect columns filled in."""
+    sql = in_schema("stage_rebuild_events", schema)
     for column, expression in EFFECT_COLUMNS.items():
         sql = sql.replace(f"{{effect:{column}}}", expression)
     if unknown := _PLACEHOLDER.search(sql):
-        raise ValueError(f"stage_replay_events.sql names an effect column stage_sql.py does not know: {unknown[0]}")
+        raise ValueError(f"stage_rebuild_events.sql names an effect column stage_sql.py does not know: {unknown[0]}")
     return sql

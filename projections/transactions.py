@@ -44,12 +44,12 @@ class Transactions(ReadModel):
         ]
         if rows:
             # COPY rather than INSERT ... unnest: this is the one table that grows by a row
-            # per event, and binary COPY loads it about half again as fast (replay speed).
+            # per event, and binary COPY loads it about half again as fast (rebuild speed).
             await conn.copy_records_to_table("transactions", schema_name=self.schema, columns=_COLUMNS, records=rows)
 
 
 def related_location_id(event: LedgerEvent) -> int | None:
-    """The other side of a transfer (as the replay reads it: whichever of the two it has)."""
+    """The other side of a transfer (as a rebuild reads it: whichever of the two it has)."""
     return getattr(event, "to_location_id", None) or getattr(event, "from_location_id", None)
 
 

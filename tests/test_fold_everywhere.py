@@ -3,7 +3,7 @@
 What a stock event does to stock is defined once (`ledger/effects.py`), but applied by
 several implementations: `evolve` (and through it the write model), the live projections
 (Python batches merged by `apply_*.sql`), the replay's set-based SQL
-(`stage_replay_events.sql` filled in from the rules, then `rebuild_*.sql`), verify's
+(`stage_rebuild_events.sql` filled in from the rules, then `rebuild_*.sql`), verify's
 re-fold and the webhooks' item levels. A scripted ledger holding every event type of the
 union in `schemas/events.py` goes through each of them, event by event where they can
 stop between events and all at once, and each must end where the numbers were worked out
@@ -41,7 +41,7 @@ from ledger.state import ItemState
 from projections import Projector, read_models, wait_for_position
 from projections.rebuild import Rebuild
 from projections.refold import Refold, transaction_row
-from projections.replay import replay
+from projections.replay import rebuild_read_models
 from projections.verify import verify_read_models
 from schemas import EVENT_TYPES, EventEnvelope, ItemAttributes, StockEvent
 from tests.support.read_models import fresh_tables
@@ -268,7 +268,7 @@ async def test_the_projector_and_ledger_replay_leave_tables_that_verify_passes(l
         assert await tables_view(conn, "projections") == want
         assert (await verify_read_models(conn)).problems == []
 
-    report = await replay(database_url, chunk=5)
+    report = await rebuild_read_models(database_url, chunk=5)
     assert report.events == len(events)
     async with pool.acquire() as conn:
         assert await tables_view(conn, "projections") == want

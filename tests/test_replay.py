@@ -9,7 +9,7 @@ import pytest
 from ledger.db import connect
 from ledger.keys import ensure_organization
 from projections import Projector, read_models, wait_for_position
-from projections.replay import REPLAY_SCHEMA, replay
+from projections.replay import REBUILD_SCHEMA, rebuild_read_models
 from tests.test_audit_verify import run_ledger
 from tests.test_projections import TABLES, folded_read_models, head, make_world, table_rows, write_concurrently
 
@@ -44,12 +44,12 @@ async def test_replay_rebuilds_tables_equal_to_the_live_ones_under_their_own_nam
     live, indexes, storage = await live_tables(pool), await pool.fetch(INDEXES), await pool.fetch(STORAGE)
     assert live == await folded_read_models(pool)
 
-    report = await replay(database_url, chunk=97)  # many small chunks: merges across chunk boundaries
+    report = await rebuild_read_models(database_url, chunk=97)  # many small chunks: merges across chunk boundaries
     assert report.events == await pool.fetchval("SELECT count(*) FROM events") and report.position == await head(pool)
     assert report.took_over == []  # no projector was running
     assert await live_tables(pool) == live
     assert await pool.fetch(INDEXES) == indexes and await pool.fetch(STORAGE) == storage
-    assert not await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", REPLAY_SCHEMA)
+    assert not await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", REBUILD_SCHEMA)
     checkpoints = await pool.fetch("SELECT name, position FROM projection_checkpoints ORDER BY name")
     assert {r["position"] for r in checkpoints} == {report.position} and len(checkpoints) == 4
 
@@ -83,7 +83,7 @@ async def test_a_replay_that_meets_an_event_it_cannot_apply_changes_nothing(stor
     replayed = await run_ledger(database_url, "replay")
     assert replayed.returncode == 1 and "has type 'Teleported', which this version cannot replay" in replayed.stderr
     assert dict(await pool.fetch(OIDS)) == before
-    assert not await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", REPLAY_SCHEMA)
+    assert not await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", REBUILD_SCHEMA)
 
 
 @pytest.mark.slow

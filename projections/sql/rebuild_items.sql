@@ -16,7 +16,7 @@ USING (
                  min(recorded_at) FILTER (WHERE type = 'ItemCreated') AS created_at,
                  (array_agg(recorded_at ORDER BY position DESC)
                      FILTER (WHERE type IN ('ItemCreated', 'ItemUpdated', 'ItemDeleted')))[1] AS updated_at
-          FROM {schema}.replay_stage
+          FROM {schema}.rebuild_stage
           WHERE item_id IS NOT NULL AND (signed_quantity IS NULL OR quantity_change <> 0)
           GROUP BY org_id, item_id) AS g
     LEFT JOIN LATERAL jsonb_to_record(g.attributes) AS attrs(

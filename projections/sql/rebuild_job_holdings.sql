@@ -9,7 +9,7 @@ USING (
            sum(released)::bigint AS released,
            bool_or(renews) AS reserved_again,
            (array_agg(expires_at ORDER BY position DESC) FILTER (WHERE renews))[1] AS expires_at
-    FROM {schema}.replay_stage
+    FROM {schema}.rebuild_stage
     WHERE job_id IS NOT NULL AND signed_quantity IS NOT NULL  -- the stock events of a job
     GROUP BY org_id, job_id, item_id, location_id
 ) AS u

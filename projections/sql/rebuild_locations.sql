@@ -7,7 +7,7 @@ USING (
                  (array_agg(attributes ORDER BY position DESC))[1] AS attributes,
                  min(recorded_at) FILTER (WHERE type = 'LocationCreated') AS created_at,
                  (array_agg(recorded_at ORDER BY position DESC))[1] AS updated_at
-          FROM {schema}.replay_stage
+          FROM {schema}.rebuild_stage
           WHERE type IN ('LocationCreated', 'LocationUpdated')
           GROUP BY org_id, location_id) AS g
     CROSS JOIN LATERAL jsonb_to_record(g.attributes) AS attrs(

@@ -4,10 +4,10 @@ INSERT INTO {schema}.stock AS s (org_id, item_id, location_id, quantity, reserve
 SELECT g.org_id, g.item_id, g.location_id, g.quantity, g.reserved, last.recorded_at
 FROM (SELECT org_id, item_id, location_id, sum(quantity_change)::bigint AS quantity,
              sum(reserved_change)::bigint AS reserved, max(position) AS last_position
-      FROM {schema}.replay_stage
+      FROM {schema}.rebuild_stage
       WHERE signed_quantity IS NOT NULL  -- stock events
       GROUP BY org_id, item_id, location_id) AS g
-JOIN {schema}.replay_stage last ON last.position = g.last_position
+JOIN {schema}.rebuild_stage last ON last.position = g.last_position
 ON CONFLICT (org_id, item_id, location_id) DO UPDATE SET
     quantity = s.quantity + excluded.quantity,
     reserved = s.reserved + excluded.reserved,

@@ -12,5 +12,5 @@ SELECT position, org_id, item_id, type,
                 THEN 'reservation ' || reason
             ELSE notes END,
        recorded_at
-FROM {schema}.replay_stage
+FROM {schema}.rebuild_stage
 WHERE signed_quantity IS NOT NULL AND position > $1 AND position <= $2

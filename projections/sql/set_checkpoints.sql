@@ -1,4 +1,4 @@
--- Set checkpoints outright ($1 names, $2 positions): a replay that swapped rebuilt tables
+-- Set checkpoints outright ($1 names, $2 positions): a rebuild that swapped its tables
 -- in, under the projections' locks. A projector that owned one before finds it moved and
 -- starts again from here.
 INSERT INTO projection_checkpoints (name, position)

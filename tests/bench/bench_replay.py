@@ -30,7 +30,7 @@ from ledger.cli import SCHEMA_PACKAGES
 from ledger.db import connect, create_pool
 from ledger.migrate import migrate_dsn
 from projections import Projector, read_models, wait_for_position
-from projections.replay import replay
+from projections.replay import rebuild_read_models
 from tests.bench.ledger_gen import generate
 from tests.support.read_models import fresh_tables
 
@@ -93,7 +93,7 @@ async def main(args) -> None:
                   + verified.stdout.strip().replace("\n", " / "))
         rates = []
         for run in range(args.runs):
-            report = await replay(db_url, sessions=args.sessions)
+            report = await rebuild_read_models(db_url, sessions=args.sessions)
             rates.append(report.events_per_second)
             print(f"  replay {run + 1}: {report.events:,} events in {report.seconds:.1f} s = {report.events_per_second:,.0f} events/s")
         print(f"replay: median {statistics.median(rates):,.0f} events/s over {args.runs} runs ({args.sessions} sessions)")

@@ -1,8 +1,8 @@
--- One chunk of the ledger ($1 < position <= $2) into the replay stage. The {effect:...}
+-- One chunk of the ledger ($1 < position <= $2) into the rebuild stage. The {effect:...}
 -- columns are each event's effect on stock, filled in from ledger/effects.py by
 -- projections/stage_sql.py (a CASE over the event types each): the same rules the
 -- projector, evolve and verify apply, so no event type's arithmetic is written here.
-INSERT INTO {schema}.replay_stage
+INSERT INTO {schema}.rebuild_stage
 SELECT e.position, e.org_id, e.type, e.recorded_at, e.metadata ->> 'user_name',
        (e.data ->> 'item_id')::bigint, (e.data ->> 'location_id')::bigint,
        {effect:signed_quantity},
