@@ -3,7 +3,7 @@
 It chains each event to its stream's last hash, works out the write-model rows the events
 change (stock levels, holds, items, locations) and passes everything to `append_events`
 (ledger/migrations/002_append_events.sql) in one round trip, one transaction. The
-database's keys are the last guard: a stream that moved since the slice was loaded is a
+database's keys are the last guard: a stream that moved since the snapshot was loaded is a
 `StreamRaced`, an event id recorded before a `DuplicateEvent`.
 """
 
@@ -90,7 +90,7 @@ async def append(
     event_ids: Sequence[uuid.UUID],
 ) -> list[EventEnvelope]:
     """Record `events` (ids `event_ids`, each with its caller's `metadata`) that take the
-    slice from `before` (its streams at `heads`) to `after`, in one call; the events as
+    snapshot from `before` (its streams at `heads`) to `after`, in one call; the events as
     recorded."""
     recorded_at = datetime.now(UTC)
     heads = dict(heads)

@@ -1,6 +1,6 @@
 """A long-running loop as one asyncio task, stopped between two units of its work.
 
-The projector, the relay, the webhook emitter, the typed subscriber and the reservation
+The projector, the relay, the webhook emitter, the typed subscriber and the hold
 expiry all run this way: `start()` creates the task, `run()` loops while
 `self._stopping` is not set, and `stop()` sets it and waits until the loop has finished
 the unit in hand (written its checkpoint, acknowledged its batch). `_sleep()` waits

@@ -93,7 +93,7 @@ class Effect(NamedTuple):
 
     quantity: int  # change of the quantity on hand there
     reserved: int  # change of the quantity reserved there, which is the change of the job's hold
-    job_id: int | None  # the job the event is about (its holding), if any
+    job_id: int | None  # the job the event is about (its hold), if any
     consumed: int
     released: int
     renews: bool

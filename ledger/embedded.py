@@ -42,7 +42,7 @@ __all__ = ["EmbeddedServer", "start_nats", "start_postgres"]
 
 HOST = "127.0.0.1"
 DATABASE = "ledger"
-# Crash recovery after an unclean stop replays WAL before accepting connections.
+# Crash recovery after an unclean stop redoes the WAL before accepting connections.
 START_TIMEOUT = 60.0
 # PostgreSQL refuses to run as root; `nobody` exists on every Linux distribution.
 UNPRIVILEGED_USER = "nobody"

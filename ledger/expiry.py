@@ -1,4 +1,4 @@
-"""Reservation expiry: a hold whose `expires_at` has passed is released (reason `expired`).
+"""Hold expiry: a hold whose `expires_at` has passed is released (reason `expired`).
 
 Runs next to the projectors (`ledger serve`, `serve projector`, an API process with
 `run_projector`); any number may run at once. Each release is an ordinary command:

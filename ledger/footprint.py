@@ -1,6 +1,6 @@
 """What a command reads: the items, locations and (item, location) places it touches.
 
-Pure. The store loads exactly this slice of the write model before deciding, and locks
+Pure. The store loads exactly this snapshot of the write model before deciding, and locks
 the streams the command may write when it has to fall back to locking.
 """
 

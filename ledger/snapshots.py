@@ -1,4 +1,4 @@
-"""The snapshot loader: the slice of the write model a command decides on, in one statement.
+"""The snapshot loader: the part of the write model a command decides on, in one statement.
 
 `load_snapshot` reads the items, locations, stock levels and job holds a footprint names
 (ledger/footprint.py), with the (version, last hash) of their streams, and builds the
@@ -85,7 +85,7 @@ _decode_stock = msgspec.json.Decoder(list[_StockRow]).decode
 async def load_snapshot(
     conn: asyncpg.Connection | asyncpg.Pool, org_id: int, reads: Footprint
 ) -> tuple[Snapshot, dict[str, tuple[int, str]]]:
-    """The slice of the write model `reads` names, and the (version, last hash) of its streams."""
+    """The snapshot of the write model `reads` names, and the (version, last hash) of its streams."""
     arrays = (
         reads.items, reads.locations, [item for item, _ in reads.places],
         [location for _, location in reads.places], reads.job_ids, reads.whole_items,

@@ -1,8 +1,8 @@
 """The state a decision needs, and nothing more: one item's stock by location, one location.
 
-States are immutable; `evolve` returns new ones. `Snapshot` is the slice of the world a
-single command reads: the items and locations it names, with the stock levels (and job
-reservations) at the places it touches.
+States are immutable; `evolve` returns new ones. `Snapshot` is the part of the write model a
+single command reads: the items and locations it names, with the stock levels (and the
+jobs' holds) at the places it touches.
 """
 
 from __future__ import annotations

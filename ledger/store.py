@@ -3,10 +3,10 @@
 `execute` (one command) and `execute_batch` (many, atomic or line by line) hand a unit
 of work to the process's group commit (ledger/group_commit.py), which records the units
 that arrived while the previous append was in flight together. A group costs two round
-trips: one statement loads the slice of the write model it needs (ledger/snapshots.py),
+trips: one statement loads the snapshot of the write model it needs (ledger/snapshots.py),
 one call records its events with the new stream heads and write-model rows
 (ledger/appender.py). That append is optimistic: the versions it writes are the ones the
-slice was at, and the unique (stream, version) key refuses it if another process got
+snapshot was at, and the unique (stream, version) key refuses it if another process got
 there first. The group is then decided again under row locks on the streams it writes,
 so a hot item never starves a writer.
 """
@@ -48,7 +48,7 @@ _encode = msgspec.json.encode
 class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     events: list[EventEnvelope]
     position: int  # of the last event; for a command that changed nothing, its stream's latest
-    snapshot: Snapshot  # the slice as the command left it
+    snapshot: Snapshot  # the snapshot as the command left it
     replayed: bool = False  # the command had been recorded before; nothing new was written
 
 
@@ -238,7 +238,7 @@ class EventStore:
     async def _decide_and_append(
         self, conn, org_id: int, units: Sequence[_Unit], reads: Footprint, locked: set[str] | None = None
     ) -> list[list[LineResult]]:
-        """Decide every unit's commands in order on the running slice, and append what was
+        """Decide every unit's commands in order on the running snapshot, and append what was
         accepted in one call. An atomic unit with a refused command contributes nothing."""
         snapshot, heads = (Snapshot(), {}) if reads.empty else await load_snapshot(conn, org_id, reads)
         running = snapshot
@@ -262,7 +262,7 @@ class EventStore:
                 for event in decided_events:
                     unit_running = evolve_snapshot(unit_running, event)
                 decided.append((n, decided_events, unit_running))
-            if unit.atomic and refused:  # records nothing: every command leaves the slice as it was
+            if unit.atomic and refused:  # records nothing: every command leaves the snapshot as it was
                 decided = [(n, [], running) for n, _, _ in decided]
             running = unit_running if not (unit.atomic and refused) else running
             for n, unit_events, _ in decided:
@@ -336,7 +336,7 @@ class EventStore:
         of every command at once, then the next of those that had one, and so on (a
         handful of rounds, not a probe of every id a command could have). A command that
         recorded nothing was a refusal (line by line) or changed nothing (atomic: a
-        recorded atomic unit refused nothing). The slice is as it is now: a replay says
+        recorded atomic unit refused nothing). The snapshot is as it is now: a replay says
         what was recorded, not what followed it then.
         """
         line_ids = unit.line_ids
@@ -368,7 +368,7 @@ class EventStore:
     # --- small reads the API needs around commands ----------------------------------
 
     async def item_ids(self, org_id: int, part_numbers: list[str]) -> dict[str, int]:
-        """The ids of the (not archived) items with these part numbers."""
+        """The ids of the (not deleted) items with these part numbers."""
         rows = await self._pool.fetch(statements.FIND_ITEMS_BY_PART_NUMBER, org_id, part_numbers)
         return {row["part_number"]: row["item_id"] for row in rows}
 

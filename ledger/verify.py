@@ -120,7 +120,7 @@ def state_problems(stream: str, folded: ItemState | LocationState, stored: ItemS
         problems.append(f"{stream}: attributes differ: " + says.format(stored=stored.attributes, folded=folded.attributes))
     if isinstance(folded, ItemState):
         if folded.deleted != stored.deleted:
-            problems.append(f"{stream}: archived differs: " + says.format(stored=stored.deleted, folded=folded.deleted))
+            problems.append(f"{stream}: deleted differs: " + says.format(stored=stored.deleted, folded=folded.deleted))
         for location_id in sorted(folded.stock.keys() | stored.stock.keys()):
             a, b = folded.level(location_id), stored.level(location_id)
             if a != b:

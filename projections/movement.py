@@ -2,7 +2,7 @@
 
 - every movement of stock on hand shows its change of on-hand quantity: Add +n,
   Remove -n, Adjust as signed, Transfer_out -n, Transfer_in +n, Job_complete -n (all it
-  consumed, whether or not it came out of the job's reservation);
+  consumed, whether or not it came out of the job's hold);
 - Reserve and Release move no stock, so they show the change of *available* quantity
   instead: Reserve -n, Release +n. A history therefore sums to the on-hand quantity
   over every type except Reserve and Release.

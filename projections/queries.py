@@ -33,7 +33,7 @@ async def list_items(
 
 
 async def get_item(db: Db, org_id: int, item_id: int, *, include_deleted: bool = False) -> Item | None:
-    """An item; None for an unknown one, another organization's, or an archived one (unless asked)."""
+    """An item; None for an unknown one, another organization's, or a deleted one (unless asked)."""
     row = await db.fetchrow(statements.GET_ITEM, org_id, item_id, include_deleted)
     return _struct(row, Item) if row else None
 

@@ -21,7 +21,7 @@ from projections.statements import READ_MODEL_SCHEMA
 from schemas import EventEnvelope
 
 
-class _Holding:
+class _Hold:
     __slots__ = ("consumed", "expires_at", "released", "reserved", "reserved_again")
 
     def __init__(self) -> None:
@@ -41,7 +41,7 @@ class Stock(ReadModel):
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[EventEnvelope]) -> None:
         levels: dict[tuple[int, int, int], list] = {}  # -> [quantity change, reserved change, last_updated]
-        holdings: dict[tuple[int, int, int, int], _Holding] = {}
+        holdings: dict[tuple[int, int, int, int], _Hold] = {}
         for e in events:
             data = e.data
             if (moved := effect(data)) is None:
@@ -52,12 +52,12 @@ class Stock(ReadModel):
             level[2] = e.recorded_at
             if moved.job_id is not None:
                 key = (e.org_id, moved.job_id, data.item_id, data.location_id)
-                holding = holdings.get(key) or holdings.setdefault(key, _Holding())
-                holding.reserved += moved.reserved
-                holding.consumed += moved.consumed
-                holding.released += moved.released
+                hold = holdings.get(key) or holdings.setdefault(key, _Hold())
+                hold.reserved += moved.reserved
+                hold.consumed += moved.consumed
+                hold.released += moved.released
                 if moved.renews:
-                    holding.reserved_again, holding.expires_at = True, moved.expires_at
+                    hold.reserved_again, hold.expires_at = True, moved.expires_at
         if levels:
             await conn.execute(self._apply_stock, *columns([(*key, *level) for key, level in levels.items()]))
         if holdings:

@@ -1,7 +1,7 @@
 """`ledger verify`, the read models' half: every read-model row against a re-fold of the ledger.
 
 Each read model is compared as of its own checkpoint: the fold is taken when it passes
-that position. Everything is read in one REPEATABLE READ snapshot, in which a checkpoint
+that position. Everything is read in one REPEATABLE READ transaction, in which a checkpoint
 and the rows it covers always agree (they commit together) and every event up to it is
 visible; projectors may go on writing meanwhile. The transaction history, one row per
 stock event, is compared page by page as the ledger is read, so memory stays flat.

@@ -91,7 +91,7 @@ class JobCompleted(Event, tag="Job_complete"):
     location_id: int
     job_id: int
     quantity: int  # consumed in all
-    from_reserved: int  # of which came out of the job's reservation
+    from_reserved: int  # of which came out of the job's hold
     notes: str | None = None
 
 

@@ -194,5 +194,5 @@ async def test_the_snapshot_is_the_same_with_elements_spelled_out_or_arrays_boun
     monkeypatch.setattr(snapshots, "MAX_SPELLED_OUT", -1)  # every command binds whole arrays
     bound = [await load_snapshot(pool, org_id, f) for f in shapes]
     assert spelled == bound
-    assert spelled[2][0].items[items[1]].stock[b].quantity == 5  # and the slices hold what they should
+    assert spelled[2][0].items[items[1]].stock[b].quantity == 5  # and the snapshots hold what they should
     assert {i for i, s in spelled[2][0].items.items() if any(lv.holds for lv in s.stock.values())} == set(items)

@@ -164,7 +164,7 @@ async def test_a_later_line_may_move_stock_an_earlier_line_added(store, org_id, 
     assert (add.events[0].version, remove.events[0].version) == (3, 4)
     assert remove.events[0].prev_hash == add.events[0].hash
     assert add.position == add.events[0].position < remove.position == remove.events[0].position
-    # Each line's slice is the state right after it, not after the whole batch.
+    # Each line's snapshot is the state right after it, not after the whole batch.
     assert add.snapshot.item(item).level(warehouse).quantity == 8
     assert remove.snapshot.item(item).level(warehouse).quantity == 1
     rows = await pool.fetch("SELECT type, version, position FROM events WHERE stream = $1 ORDER BY version",
@@ -191,7 +191,7 @@ async def test_an_atomic_batch_with_a_refused_line_records_nothing_and_reports_i
     ])
     assert refusals(results) == {2: "insufficient_stock"}
     assert results[2].error.extra["available_quantity"] == 1
-    # Nothing was recorded: the accepted lines carry no events and the slice as it was.
+    # Nothing was recorded: the accepted lines carry no events and the snapshot as it was.
     assert [r.index for r in results] == [0, 1, 2, 3]
     assert all(r.result.events == [] and r.result.position == 0 for r in results if r.error is None)
     assert all(r.result.snapshot.item(item).level(warehouse).quantity == 3 for r in results if r.error is None)
@@ -676,7 +676,7 @@ async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counte
         single = outcomes[n]
         assert [line_by_line.names.envelope(e) for e in line.result.events] == [
             one_by_one.names.envelope(e) for e in single.events], n
-        # Each line's slice is its places as the command alone left them (same names, other ids).
+        # Each line's snapshot is its places as the command alone left them (same names, other ids).
         for item, location in footprint(line_by_line.commands[n]).places:
             one_item, one_location = one_by_one.names.ids(*line_by_line.names.place(item, location))
             after_line = line.result.snapshot.item(item).level(location)

@@ -37,7 +37,8 @@ def signature_headers(
     delivery_id: str, event_name: str, body: bytes, timestamp: int, secret: str, previous_secret: str | None = None
 ) -> dict[str, str]:
     """Every header a delivery attempt carries. `timestamp` is the attempt's (unix seconds):
-    Standard Webhooks receivers refuse one more than 5 minutes off, which stops replays."""
+    Standard Webhooks receivers refuse one more than 5 minutes off, so a captured delivery
+    cannot be sent to them again later."""
     valid = [secret] + ([previous_secret] if previous_secret else [])
     headers = {
         "Content-Type": "application/json",

@@ -1,4 +1,4 @@
--- The slice of the write model one command (or group) decides on, in one round trip, as
+-- The snapshot: the part of the write model one command (or group) decides on, in one round trip, as
 -- three JSON arrays (decoded straight into typed rows by msgspec, ledger/snapshots.py).
 -- $1 org_id. Each {name} is a bigint[] that ledger/snapshots.py fills in: {item_ids},
 -- {location_ids}; the (item, location) places named, {place_items} / {place_locations};

@@ -1,6 +1,6 @@
 -- One batch of the items projection, one row per item the batch touched.
 -- Stock events move quantity_on_hand by quantity_change. ItemCreated/ItemUpdated bring the
--- whole attribute set (has_attributes); ItemDeleted archives. A row is inserted only by the
+-- whole attribute set (has_attributes); ItemDeleted sets deleted. A row is inserted only by the
 -- batch that holds the item's ItemCreated, so created_at is set exactly once.
 MERGE INTO {schema}.items AS i
 USING (

@@ -2,7 +2,7 @@
 -- routes): the columns of get_item.sql, and `stock` as a JSON array of entries, one per
 -- location that has seen a movement of the item, by location id, with the location's
 -- current name and type (last_updated spelled in UTC, as every timestamp is encoded).
--- $1 org_id, $2 item_id; archived items are not found.
+-- $1 org_id, $2 item_id; deleted items are not found.
 SELECT i.item_id AS id, i.part_number, i.part_name, i.description, i.category, i.serial_number,
        i.quantity_on_hand, i.min_stock_level, i.reorder_quantity, i.cost_per_unit, i.price_per_unit,
        i.supplier_id, i.created_at, i.updated_at,

@@ -1,4 +1,4 @@
--- A page of an organization's items, archived ones left out, by id; every row carries the
+-- A page of an organization's items, deleted ones left out, by id; every row carries the
 -- total, and an empty page still returns one row (total only, the rest NULL).
 -- $1 org_id; $2 category (exact) or NULL; $3 search as an ILIKE pattern or NULL;
 -- $4 low stock only; $5 limit; $6 offset.

@@ -1,5 +1,5 @@
 -- Items of the staged chunk, merged as apply_items.sql merges a batch: the attributes of the
--- item's last ItemCreated/ItemUpdated, archived by ItemDeleted, quantity_on_hand moved by
+-- item's last ItemCreated/ItemUpdated, deleted by ItemDeleted, quantity_on_hand moved by
 -- every stock event that moves stock on hand (Reserve and Release move none, and are left
 -- out), created_at from ItemCreated, updated_at from the last of the three lifecycle events.
 MERGE INTO {schema}.items AS i
