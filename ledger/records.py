@@ -5,9 +5,7 @@ The one place events are decoded: `decode_event` for a stored row's `data`, and
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
-from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -39,21 +37,14 @@ def envelopes(rows: Iterable[asyncpg.Record]) -> list[EventEnvelope]:
     return [envelope(row) for row in rows]
 
 
-class StoredEnvelope(msgspec.Struct, kw_only=True):
-    """An event envelope with its data and metadata as stored (`msgspec.Raw`): for the
-    relay's payloads and the export, which pass events on without decoding them."""
-
-    event_id: uuid.UUID
-    position: int
-    org_id: int
-    stream: str
-    version: int
-    type: str
-    data: msgspec.Raw
-    metadata: msgspec.Raw
-    recorded_at: datetime
-    prev_hash: str
-    hash: str
+# An event envelope with its data and metadata as stored (`msgspec.Raw`): for the relay's
+# payloads and the export, which pass events on without decoding them. Made from
+# `EventEnvelope`'s own fields, in their order, so the two shapes cannot drift apart.
+StoredEnvelope = msgspec.defstruct(
+    "StoredEnvelope",
+    [(f.name, msgspec.Raw if f.name in ("data", "metadata") else f.type) for f in msgspec.structs.fields(EventEnvelope)],
+    kw_only=True,
+)
 
 
 _encode = msgspec.json.Encoder().encode
