@@ -106,3 +106,18 @@ def private_nats():
             yield nats_server
         finally:
             nats_server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    """In the fast loop (`pytest -m "not slow"`) a slow schemathesis test is not built at
+    all: building its items generates every operation's coverage-phase cases (seconds on
+    every run), only for all of them to be deselected."""
+    outcome = yield
+    if collector.config.option.markexpr.strip() != "not slow":
+        return
+    if any(mark.name == "slow" for mark in getattr(obj, "pytestmark", [])):
+        from schemathesis.pytest.plugin import SchemathesisCase
+
+        if isinstance(outcome.get_result(), SchemathesisCase):
+            outcome.force_result([])

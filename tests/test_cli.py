@@ -101,6 +101,7 @@ def test_a_data_dir_that_is_a_file_is_one_line_saying_why_and_what_to_do(tmp_pat
     assert f"Set {variable}" in line
 
 
+@pytest.mark.slow  # starts a cluster to break it (the one-line refusal: the tests above)
 def test_a_cluster_postgresql_refuses_to_start_is_one_line_with_its_reason_and_log():
     with scratch_data_dir("ledger-cli-broken-") as broken:
         start_postgres(broken, durable=False).stop()

@@ -97,8 +97,9 @@ async def test_an_api_process_that_projects_also_expires_holds(store, pool, org_
     item = await make_item(store, org_id)
     await stocked(store, org_id, item, location, 10)
     headers = await key_for(pool)
-    expires_at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     async with api_client(database_url) as client:  # run_projector: the expiry scheduler runs too
+        # A second from now once the app is up (starting it on a loaded machine once took longer).
+        expires_at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
         r = await client.post("/api/v1/jobs/42/reservations", headers=headers, json={
             "items": [{"item_id": item, "location_id": location, "quantity": 4}], "expires_at": expires_at})
         assert r.status_code == 201, r.text

@@ -79,14 +79,16 @@ async def eventually(condition, timeout: float = 5.0) -> float:
     return time.monotonic() - started
 
 
+# Seconds of writing around the kill: the full run, and a quick one for the fast loop.
+@pytest.mark.parametrize("seconds", [pytest.param(2.0, marks=pytest.mark.slow, id="full"), pytest.param(0.5, id="quick")])
 async def test_a_projector_killed_mid_batch_resumes_without_applying_any_event_twice_or_skipping_one(
-    store, pool, org_id, database_url, applied
+    store, pool, org_id, database_url, applied, seconds
 ):
     world = await make_world(store, [org_id])
     recording = Recording(block_on_call=3)
     projector = Projector(pool, database_url, [*read_models(), recording], batch_size=20)
     projector.start()
-    writing = asyncio.create_task(write_concurrently(store, world, writers=8, seconds=2.0))
+    writing = asyncio.create_task(write_concurrently(store, world, writers=8, seconds=seconds))
     try:
         await asyncio.wait_for(recording.entered.wait(), 5)
         # The batch's read-model rows are written, its checkpoint not yet: kill the session.

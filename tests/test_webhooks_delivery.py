@@ -240,6 +240,7 @@ async def test_an_internal_address_is_refused_again_at_delivery_time(store, org_
     assert receiver.received == []
 
 
+@pytest.mark.slow  # the crossings themselves: test_webhooks_units.py; here end to end, 0.5 s of silence
 async def test_stock_low_fires_once_per_crossing(store, org_id, pool, database_url, private_nats):
     async with Receiver() as receiver:
         await create_endpoint(pool, org_id, FAST, url=receiver.url, events=["stock.low"])
@@ -310,6 +311,7 @@ async def test_an_endpoint_failing_for_too_long_is_disabled_until_enabled_again(
     assert len(await pool.fetch("SELECT 1 FROM webhook_deliveries")) == 1
 
 
+@pytest.mark.slow  # two runs of the workers (one level applied again: test_webhooks_units.py)
 async def test_events_handled_again_record_and_send_nothing_twice(store, org_id, pool, database_url, private_nats):
     async with Receiver() as receiver:
         await create_endpoint(pool, org_id, FAST, url=receiver.url, events=["*"])
@@ -336,6 +338,7 @@ async def _true(value: bool) -> bool:
     return value
 
 
+@pytest.mark.slow  # 60 deliveries by three workers (one emitter owner: the standby test below)
 async def test_several_workers_deliver_each_delivery_once(store, org_id, pool, database_url, private_nats):
     async with Receiver() as receiver:
         await create_endpoint(pool, org_id, FAST, url=receiver.url, events=["stock.added"])
