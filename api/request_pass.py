@@ -34,9 +34,9 @@ from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Forbidden, Unauthorized, translate
-from api.shared import of_scope
 from api.metrics import observe_request
 from api.request_ids import request_id
+from api.shared import of_scope
 
 log = structlog.get_logger("api")
 

@@ -264,9 +264,8 @@ def tail(settings: Settings, subject: str, from_start: bool) -> None:
         finally:
             await nc.close()
 
-    with nats_url(settings) as url:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(follow(url))
+    with nats_url(settings) as url, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(follow(url))
 
 
 @main.group()
@@ -359,8 +358,8 @@ def keys_revoke(settings: Settings, key_id: int, org_name: str | None) -> None:
 @click.pass_obj
 def verify(settings: Settings, org_name: str | None) -> None:
     """Check every hash chain, and re-fold the ledger against the write model and every read model."""
-    from ledger.verify import verify_all
     from ledger.keys import find_organization
+    from ledger.verify import verify_all
     from projections.verify import verify_read_models
 
     async def verify_everything():

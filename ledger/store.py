@@ -214,9 +214,12 @@ class EventStore:
                 if len(units) > 1:
                     return [(await self._record_distinct(org_id, [unit]))[0] for unit in units]
                 unit = units[0]
-                if isinstance(refused, errors.DuplicateEvent) and unit.command_id is not None:
-                    if (recorded := await self._recorded(org_id, unit)) is not None:
-                        return [recorded]
+                if (
+                    isinstance(refused, errors.DuplicateEvent)
+                    and unit.command_id is not None
+                    and (recorded := await self._recorded(org_id, unit)) is not None
+                ):
+                    return [recorded]
                 return [refused]
         return [errors.Conflict("the command kept racing other writers; try again")] * len(units)
 

@@ -24,8 +24,8 @@ from ledger.decide import evolve
 from ledger.footprint import Footprint
 from ledger.hashing import GENESIS, event_hash
 from ledger.records import decode_event
-from ledger.state import ItemState, LocationState, StockLevel
 from ledger.snapshots import load_snapshot
+from ledger.state import ItemState, LocationState, StockLevel
 from schemas import parse_stream
 
 _decode_any = msgspec.json.decode

@@ -6,7 +6,6 @@ returns) the reads the API serves.
 """
 
 from projections import queries
-
 from projections.catalog import READ_MODEL_NAMES, READ_MODELS, read_models
 from projections.checkpoints import CheckpointMoved, wait_for_position
 from projections.items import Items

@@ -13,8 +13,8 @@ from datetime import datetime
 
 import asyncpg
 
-from ledger.effects import effect
 from ledger.columns import columns
+from ledger.effects import effect
 from projections.projection import ReadModel
 from projections.statements import READ_MODEL_SCHEMA
 from schemas import EventEnvelope, ItemAttributes, ItemCreated, ItemDeleted, ItemUpdated

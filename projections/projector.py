@@ -29,14 +29,14 @@ from collections.abc import Callable, Sequence
 import asyncpg
 import structlog
 
-from ledger.background import Backoff, BackgroundLoop
+from ledger.background import BackgroundLoop, Backoff
 from ledger.lease import KEEPALIVES, Keepalives, LeaseConnection
 from ledger.reader import LedgerReader
 from projections import dead_letters, ownership
 from projections.checkpoints import CheckpointMoved, claim_checkpoint, save_checkpoints
 from projections.decoding import Undecodable, decode
-from projections.watch import WAKE_CHANNEL
 from projections.projection import Projection
+from projections.watch import WAKE_CHANNEL
 from schemas import EventEnvelope
 
 log = structlog.get_logger("projections")

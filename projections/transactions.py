@@ -21,7 +21,6 @@ from schemas import (
     StockReleased,
 )
 
-
 _COLUMNS = (
     "position", "org_id", "item_id", "transaction_type", "quantity", "location_id", "related_location_id",
     "job_id", "user_name", "notes", "recorded_at",

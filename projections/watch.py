@@ -100,7 +100,7 @@ class CheckpointWatch:
                 await self._conn.add_listener(CHECKPOINTS_CHANNEL, self._on_checkpoints)
                 await self._read_reached()  # after LISTEN: no move can fall between the two
                 closed = asyncio.Event()
-                self._conn.add_termination_listener(lambda _c: closed.set())
+                self._conn.add_termination_listener(lambda _c: closed.set())  # noqa: B023 - awaited in this same iteration
                 await closed.wait()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("checkpoint watch disconnected; waits poll until it is back", error=repr(exc))

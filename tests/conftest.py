@@ -26,7 +26,7 @@ pytest.register_assert_rewrite("tests.support")
 pytest_plugins = ["tests.support.fixtures_servers"]
 
 # After the registration above.
-from tests.support.databases import Clones, with_database
+from tests.support.databases import Clones, with_database  # noqa: E402 - after register_assert_rewrite
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -147,7 +147,7 @@ def corrupted(name: str, valid: dict) -> list[tuple[str, dict]]:
         ("text as list", {**valid, text: ["a"]}),
         ("NUL in text", {**valid, text: "a\u0000b"}),
     ]
-    for field, value in valid.items():
+    for field in valid:
         if field.endswith("_id"):
             cases += [
                 (f"{field} 2**64", {**valid, field: 2**64}),

@@ -135,7 +135,7 @@ async def test_stock_routes(database_url, pool):
     async with api_client(database_url) as client:
         api = Api(client, await key_for(pool))
         ids = await stocked_world(api)
-        item, warehouse, van = ids["item"], ids["warehouse"], ids["van"]
+        item, van = ids["item"], ids["van"]
         stock = f"{V1}/items/{item}"
 
         r = await api.post(f"{stock}/add", {"location_id": van, "quantity": 10, "notes": "delivery"})
@@ -625,7 +625,7 @@ async def test_another_organizations_ids_are_not_found_everywhere(database_url, 
         await globex.add(own_item, own, 10)
         before = await event_count(pool)
         missing = 999_999
-        I = "/api/v1/inventory"
+        I = "/api/v1/inventory"  # noqa: E741 - short so the table of requests below lines up
 
         def pairs(i, loc, other_loc):
             """(method, path, params, body) for every route that names an id."""

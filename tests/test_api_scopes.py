@@ -204,7 +204,7 @@ def test_every_route_declares_its_scope():
 async def test_every_route_refuses_a_key_with_no_inventory_scope(matrix: Matrix):
     """Beyond the matrix: a key whose scopes are unrelated (events, webhooks) reaches nothing."""
     headers = await key_for(matrix.pool, scopes=(EVENTS, WEBHOOKS))
-    for name, needed, _, build in ROUTES:
+    for _name, _needed, _, build in ROUTES:
         method, path, params, body = build(matrix.ids)
         kw = {"params": params} | ({"json": body} if body is not None else {})
         r = await matrix.client.request(method, path, headers=headers, **kw)

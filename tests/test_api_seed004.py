@@ -312,7 +312,7 @@ async def test_transfer_examples_and_errors(database_url, pool):
             10, van, warehouse, "Main Warehouse")
 
         # Transfers check available stock (total minus reserved): 90 there, 20 held, 70 can go.
-        r = await api.post(f"/api/v1/jobs/41/reservations", {"items": [{"item_id": item, "location_id": warehouse, "quantity": 20}]})
+        r = await api.post("/api/v1/jobs/41/reservations", {"items": [{"item_id": item, "location_id": warehouse, "quantity": 20}]})
         assert_envelope(r, 201)
         r = await api.get(INV, params={"id": item, "sub": "stock"})
         entry = next(e for e in assert_envelope(r)["data"] if e["location_id"] == warehouse)

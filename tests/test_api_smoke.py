@@ -31,9 +31,9 @@ async def test_stock_commands_through_http(database_url, pool, store, org_id):
         assert r.json()["error"] == "validation_failed", r.text
         r = await client.post(f"/api/v1/items/{item}/add", json={"location_id": warehouse, "quantity": 1}, headers={"X-API-Key": "nope"})
         assert r.status_code == 401 and r.json()["error"] == "unauthorized"
-        r = await client.post(f"/api/v1/jobs/7/reservations", json={"items": [{"item_id": item, "location_id": warehouse, "quantity": 5}]}, headers=headers)
+        r = await client.post("/api/v1/jobs/7/reservations", json={"items": [{"item_id": item, "location_id": warehouse, "quantity": 5}]}, headers=headers)
         assert r.status_code == 201, r.text
-        r = await client.post(f"/api/v1/jobs/7/complete", headers=headers)
+        r = await client.post("/api/v1/jobs/7/complete", headers=headers)
         assert r.status_code == 200 and r.json()["data"]["consumed"][0]["quantity"] == 5, r.text
         idem = {**headers, "Idempotency-Key": "abc"}
         r1 = await client.post(f"/api/v1/items/{item}/add", json={"location_id": warehouse, "quantity": 1}, headers=idem)
@@ -41,7 +41,7 @@ async def test_stock_commands_through_http(database_url, pool, store, org_id):
         assert r1.json() == r2.json() and r2.headers.get("Idempotent-Replayed") == "true"
         r3 = await client.post(f"/api/v1/items/{item}/add", json={"location_id": warehouse, "quantity": 2}, headers=idem)
         assert r3.status_code == 409 and r3.json()["error"] == "idempotency_key_reused"
-        r = await client.delete(f"/api/v1/transfers", headers=headers)
+        r = await client.delete("/api/v1/transfers", headers=headers)
         assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
 
 

@@ -17,7 +17,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given as for_all, settings
+from hypothesis import HealthCheck, settings
+from hypothesis import given as for_all
 from hypothesis import strategies as st
 
 from ledger import errors

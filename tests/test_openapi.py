@@ -8,7 +8,6 @@ operation) against a real `ledger serve api` process, and checks that no respons
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import time
 import uuid

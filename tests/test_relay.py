@@ -97,7 +97,7 @@ async def test_concurrent_writers_reach_a_subscriber_exactly_once_in_order(
     assert [m.headers["Nats-Msg-Id"] for m in messages] == [str(r["event_id"]) for r in ledger]
     assert [int(m.headers["Ledger-Position"]) for m in messages] == [r["position"] for r in ledger]
     versions = defaultdict(list)
-    for m, row in zip(messages, ledger):
+    for m, row in zip(messages, ledger, strict=True):
         kind, _, stream_id = row["stream"].partition("-")
         assert m.subject == f"ledger.{org_id}.{kind}.{stream_id}.{m.headers['Ledger-Type']}"
         versions[row["stream"]].append(row["version"])

@@ -89,8 +89,8 @@ async def test_a_replay_that_meets_an_event_it_cannot_apply_changes_nothing(stor
 @pytest.mark.slow
 async def test_reads_keep_working_while_a_replay_fences_off_the_live_projector_and_swaps(store, pool, org_id, database_url):
     """A replay in its own process, against an API that runs a live projector and serves reads."""
-    from tests.support.api_client import api_client, key_for
     from tests.bench.ledger_gen import generate
+    from tests.support.api_client import api_client, key_for
     from tests.test_events_feed import writers_elsewhere
 
     conn = await connect(database_url)

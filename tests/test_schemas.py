@@ -12,7 +12,7 @@ import nats
 
 from consumers.relay import Relay
 from consumers.wire import STREAM
-from ledger.commands import AddStock, ReserveStock, Line, TransferStock, CompleteJob, AdjustStock, UpdateLocation
+from ledger.commands import AddStock, AdjustStock, CompleteJob, Line, ReserveStock, TransferStock, UpdateLocation
 from schemas.export import GENERATED, asyncapi_document, documents, encode, event_json_schema
 from tests.support.world import make_item, make_location
 

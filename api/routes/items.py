@@ -14,8 +14,8 @@ from api.routes.params import ItemId
 from ledger import errors
 from ledger.commands import DeleteItem, UpdateItem
 from ledger.store import CommandResult, EventStore
-from schemas import ItemAttributes, item_stream
 from projections.models import Item as ItemView
+from schemas import ItemAttributes, item_stream
 from schemas.api import CommandEnvelope, ItemCreate, ItemPatch, ItemReplace
 
 WRITE = {"scope": "inventory:write"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from litestar.params import JSONBody
 from litestar import Controller, Request, Response, post
+from litestar.params import JSONBody
 
 from api import command_requests, shared
 from api.responses import recorded

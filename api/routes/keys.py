@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from litestar.params import JSONBody
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import JSONBody
 
 from api import shared
 from api.responses import ok

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from litestar.params import JSONBody
 from litestar import Controller, Request, Response, post, put
+from litestar.params import JSONBody
 
 from api import command_requests, shared
 from api.responses import recorded

@@ -73,4 +73,4 @@ def check_event_names(names: Iterable[str]) -> list[str]:
 
 
 def wants(subscribed: Iterable[str], name: str) -> bool:
-    return name == PING or any(s == ALL or s == name for s in subscribed)
+    return name == PING or any(s in (ALL, name) for s in subscribed)

@@ -1165,7 +1165,9 @@ def parse_hook_output(text: str, line_marker: str | None = None) -> dict:
     if line_marker:
         marked = [line for line in text.splitlines() if line_marker in line]
         text = marked[-1] if marked else text
-    numbers = lambda pattern: [float(m.replace(",", "")) for m in re.findall(pattern, text)]
+    def numbers(pattern):
+        return [float(m.replace(",", "")) for m in re.findall(pattern, text)]
+
     if rates := numbers(r"([\d,]+(?:\.\d+)?)\s*events/s"):
         out["events_per_s"] = rates[-1]
     if events := numbers(r"([\d,]+)\s+events\b(?!/)"):
