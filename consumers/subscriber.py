@@ -50,7 +50,8 @@ class RecentIds:
     """The last `size` ids, forgetting the oldest first."""
 
     def __init__(self, size: int = 100_000):
-        self.size, self._ids = size, OrderedDict()
+        self.size = size
+        self._ids: OrderedDict[object, None] = OrderedDict()
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._ids

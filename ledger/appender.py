@@ -10,7 +10,7 @@ database's keys are the last guard: a stream that moved since the snapshot was l
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -38,7 +38,7 @@ _encode = msgspec.json.encode
 class StreamRaced(Exception):
     """Another command appended to one of our streams between our load and our append."""
 
-    def __init__(self, streams: set[str] = frozenset()):
+    def __init__(self, streams: Iterable[str] = frozenset()):
         super().__init__()
         self.streams = set(streams)  # what the attempt was going to write: the next one locks them
 
@@ -102,13 +102,13 @@ async def append(
         version += 1
         hash_ = event_hash(
             prev_hash, event_id=event_id, org_id=org_id, stream=stream, version=version,
-            type=event.__struct_config__.tag, data=event, metadata=metadata[n], recorded_at=recorded_at,
+            type=event.__struct_config__.tag, data=event, metadata=metadata[n], recorded_at=recorded_at,  # type: ignore[arg-type]  # every event class's tag is a str
         )
         heads[stream] = (version, hash_)
         rows.append(
             EventEnvelope(
                 event_id=event_id, position=0, org_id=org_id, stream=stream, version=version,
-                type=event.__struct_config__.tag, data=event, metadata=metadata[n],
+                type=event.__struct_config__.tag, data=event, metadata=metadata[n],  # type: ignore[arg-type]  # every event class's tag is a str
                 recorded_at=recorded_at, prev_hash=prev_hash, hash=hash_,
             )
         )

@@ -41,7 +41,8 @@ async def item_state_at(
     bound = await settled_horizon(conn)
     if at_position is not None:
         bound = min(bound, at_position)
-    state, moved, version = ItemState(item_id=item_id), {}, 0
+    moved: dict[int, datetime] = {}
+    state, version = ItemState(item_id=item_id), 0
     while True:
         rows = await conn.fetch(statements.READ_STREAM_UNTIL, org_id, stream, bound, version, _PAGE)
         for row in rows:

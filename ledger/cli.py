@@ -506,8 +506,8 @@ def import_csv(settings: Settings, path: str, org_name: str | None, no_atomic: b
                             f"nothing of it recorded; {recorded + replayed} lines before it are recorded. Fix the file "
                             "and run the import again: recorded batches are not recorded twice")
                     done = [r for r in results if r.error is None]
-                    replayed += sum(1 for r in done if r.result.replayed)
-                    recorded += sum(1 for r in done if not r.result.replayed)
+                    replayed += sum(1 for r in done if r.result.replayed)  # type: ignore[misc, union-attr]  # a recorded line has its result
+                    recorded += sum(1 for r in done if not r.result.replayed)  # type: ignore[misc, union-attr]  # a recorded line has its result
                     refused += len(problems)
                     bar.advance(task, len(rows_of_chunk))
         finally:

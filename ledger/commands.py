@@ -24,28 +24,28 @@ class Line(msgspec.Struct, frozen=True, kw_only=True):
     quantity: int
 
 
-class AddStock(Command):
+class AddStock(Command, frozen=True):
     item_id: int
     location_id: int
     quantity: int
     notes: str | None = None
 
 
-class RemoveStock(Command):
+class RemoveStock(Command, frozen=True):
     item_id: int
     location_id: int
     quantity: int
     notes: str | None = None
 
 
-class AdjustStock(Command):
+class AdjustStock(Command, frozen=True):
     item_id: int
     location_id: int
     quantity: int  # signed, not 0
     reason: str | None = None
 
 
-class SetCountedQuantity(Command):
+class SetCountedQuantity(Command, frozen=True):
     item_id: int
     location_id: int
     quantity: int  # the counted quantity, >= 0
@@ -53,7 +53,7 @@ class SetCountedQuantity(Command):
     expected_quantity: int | None = None  # refuse if the recorded quantity moved since the count began
 
 
-class TransferStock(Command):
+class TransferStock(Command, frozen=True):
     item_id: int
     from_location_id: int
     to_location_id: int
@@ -64,14 +64,14 @@ class TransferStock(Command):
     transfer_id: str | None = None
 
 
-class ReserveStock(Command):
+class ReserveStock(Command, frozen=True):
     job_id: int
     lines: list[Line]
     expires_at: datetime | None = None
     notes: str | None = None
 
 
-class ReleaseStock(Command):
+class ReleaseStock(Command, frozen=True):
     job_id: int
     lines: list[Line] | None = None  # None: everything the job holds
     reason: str = "requested"
@@ -83,13 +83,13 @@ class ReleaseStock(Command):
     expired_at: datetime | None = None
 
 
-class CompleteJob(Command):
+class CompleteJob(Command, frozen=True):
     job_id: int
     lines: list[Line] | None = None  # None: exactly what the job holds
     notes: str | None = None
 
 
-class CreateItem(Command):
+class CreateItem(Command, frozen=True):
     item_id: int  # allocated by the store before deciding
     attributes: ItemAttributes
     # Stock the item arrives with (seed 004's `quantity_on_hand` on create), recorded as an
@@ -98,7 +98,7 @@ class CreateItem(Command):
     location_id: int | None = None
 
 
-class UpdateItem(Command):
+class UpdateItem(Command, frozen=True):
     """Replace an item's attributes (`attributes`, PUT) or change some of them (`changes`, PATCH)."""
 
     item_id: int
@@ -106,16 +106,16 @@ class UpdateItem(Command):
     changes: dict[str, Any] | None = None
 
 
-class DeleteItem(Command):
+class DeleteItem(Command, frozen=True):
     item_id: int
 
 
-class CreateLocation(Command):
+class CreateLocation(Command, frozen=True):
     location_id: int
     attributes: LocationAttributes
 
 
-class UpdateLocation(Command):
+class UpdateLocation(Command, frozen=True):
     """Replace a location's attributes, or change some of them (`changes`)."""
 
     location_id: int

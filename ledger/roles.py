@@ -74,13 +74,13 @@ async def running(
         if loops.relay:
             from consumers.relay import Relay
 
-            relay = Relay(database_url, nats_url, replicas=stream_replicas)
+            relay = Relay(database_url, nats_url, replicas=stream_replicas)  # type: ignore[arg-type]  # given when these loops run
             relay.start()
             stack.push_async_callback(relay.stop)
         if loops.webhooks:
             from consumers.webhooks import WebhookWorker
 
-            worker = WebhookWorker(database_url, nats_url, webhook_settings)
+            worker = WebhookWorker(database_url, nats_url, webhook_settings)  # type: ignore[arg-type]  # given when these loops run
             worker.start()
             stack.push_async_callback(worker.stop)
         if loops.projector:
@@ -92,7 +92,7 @@ async def running(
 
                 pool = await create_pool(database_url, min_size=1, max_size=4)
                 stack.push_async_callback(pool.close)
-            projector = Projector(pool, database_url, read_models())
+            projector = Projector(pool, database_url, read_models())  # type: ignore[arg-type]  # a ReadModel is a Projection
             projector.start()
             stack.push_async_callback(projector.stop)
             expiry = ExpiryScheduler(pool)  # releases expired holds

@@ -7,6 +7,7 @@ each part on (the API gets its own `ApiSettings` made from it, api/settings.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_variables: dict[str, str] = {}
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
             data_dir=Path(env.get("LEDGER_DATA_DIR", ".ledger-data")),

@@ -90,6 +90,7 @@ async def load_snapshot(
         reads.items, reads.locations, [item for item, _ in reads.places],
         [location for _, location in reads.places], reads.job_ids, reads.whole_items,
     )
+    values: list  # the ids spelled out, or one array per kind
     if sum(len(a) for a in arrays) <= MAX_SPELLED_OUT:
         statement, values = load_snapshot_sql(tuple(len(a) for a in arrays)), [x for a in arrays for x in a]
     else:

@@ -80,7 +80,7 @@ def _version_refusal(unit: _Unit, heads: dict[str, tuple[int, str]], written: di
     if unit.expected_version is None:
         return None
     stream = unit.reads.target_stream
-    current = heads.get(stream, (0, GENESIS))[0] + written.get(stream, 0)
+    current = heads.get(stream, (0, GENESIS))[0] + written.get(stream, 0)  # type: ignore[arg-type]  # the unit's invariants decide this
     if current == unit.expected_version:
         return None
     return errors.VersionConflict(f"{stream} is at version {current}, not {unit.expected_version}",
@@ -141,7 +141,7 @@ class EventStore:
         [line] = await self._run(org_id, unit)
         if line.error is not None:
             raise line.error
-        return line.result
+        return line.result  # type: ignore[return-value]  # a line without an error has its result
 
     async def execute_batch(
         self,
@@ -202,10 +202,10 @@ class EventStore:
             try:
                 async with self._connection() as conn:
                     if attempt == 0:
-                        return await self._decide_and_append(conn, org_id, units, reads)
+                        return await self._decide_and_append(conn, org_id, units, reads)  # type: ignore[return-value]  # list is invariant: these lists hold no Exception
                     async with conn.transaction():
                         locked = await self._lock(conn, org_id, reads, streams)
-                        return await self._decide_and_append(conn, org_id, units, reads, locked)
+                        return await self._decide_and_append(conn, org_id, units, reads, locked)  # type: ignore[return-value]  # list is invariant: these lists hold no Exception
             except StreamRaced as raced:
                 self.lost_races += 1
                 streams |= raced.streams
@@ -254,7 +254,7 @@ class EventStore:
                 refusal = command if isinstance(command, errors.LedgerError) else _version_refusal(unit, heads, written)
                 if refusal is None:
                     try:
-                        decided_events = decide(unit_running, command)
+                        decided_events = decide(unit_running, command)  # type: ignore[arg-type]  # the unit's invariants decide this
                         if len(decided_events) > MAX_EVENTS_PER_COMMAND:
                             raise errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
                     except errors.LedgerError as exc:
@@ -294,7 +294,7 @@ class EventStore:
             if unit.line_ids == [unit.command_id] and not refused and not lines[0][1] and unit.reads.target_stream:
                 # A single command that changed nothing answers with its stream's position.
                 position = await conn.fetchval(statements.READ_STREAM_POSITION, org_id, unit.reads.target_stream)
-                results[-1] = [dataclasses.replace(results[-1][0], result=msgspec.structs.replace(
+                results[-1] = [dataclasses.replace(results[-1][0], result=msgspec.structs.replace(  # type: ignore[type-var]  # the unit's invariants decide this
                     results[-1][0].result, position=position))]
         return results
 
@@ -362,7 +362,7 @@ class EventStore:
             if not any(events.values()):
                 return None
             snapshot = Snapshot() if unit.reads.empty else (await load_snapshot(conn, org_id, unit.reads))[0]
-        refused = {} if unit.atomic else {n: errors.BadRequest("this line recorded nothing when the batch was first "
+        refused: dict[int, errors.LedgerError] = {} if unit.atomic else {n: errors.BadRequest("this line recorded nothing when the batch was first "
                                                                "carried out", code="not_recorded")
                                           for n, recorded in events.items() if not recorded}
         lines = [(n, recorded, snapshot) for n, recorded in events.items() if n not in refused]

@@ -118,7 +118,7 @@ def state_problems(stream: str, folded: ItemState | LocationState, stored: ItemS
     problems = []
     if folded.attributes != stored.attributes:
         problems.append(f"{stream}: attributes differ: " + says.format(stored=stored.attributes, folded=folded.attributes))
-    if isinstance(folded, ItemState):
+    if isinstance(folded, ItemState) and isinstance(stored, ItemState):  # both, or neither: one stream
         if folded.deleted != stored.deleted:
             problems.append(f"{stream}: deleted differs: " + says.format(stored=stored.deleted, folded=folded.deleted))
         for location_id in sorted(folded.stock.keys() | stored.stock.keys()):

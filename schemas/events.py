@@ -27,21 +27,21 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 # --- stock movements (the tags are the transaction types of the API) -----------------
 
 
-class StockAdded(Event, tag="Add"):
+class StockAdded(Event, frozen=True, tag="Add"):
     item_id: int
     location_id: int
     quantity: int
     notes: str | None = None
 
 
-class StockRemoved(Event, tag="Remove"):
+class StockRemoved(Event, frozen=True, tag="Remove"):
     item_id: int
     location_id: int
     quantity: int
     notes: str | None = None
 
 
-class StockAdjusted(Event, tag="Adjust"):
+class StockAdjusted(Event, frozen=True, tag="Adjust"):
     item_id: int
     location_id: int
     quantity: int  # signed
@@ -50,7 +50,7 @@ class StockAdjusted(Event, tag="Adjust"):
     counted_quantity: int | None = None
 
 
-class TransferredOut(Event, tag="Transfer_out"):
+class TransferredOut(Event, frozen=True, tag="Transfer_out"):
     item_id: int
     location_id: int
     to_location_id: int
@@ -59,7 +59,7 @@ class TransferredOut(Event, tag="Transfer_out"):
     notes: str | None = None
 
 
-class TransferredIn(Event, tag="Transfer_in"):
+class TransferredIn(Event, frozen=True, tag="Transfer_in"):
     item_id: int
     location_id: int
     from_location_id: int
@@ -68,7 +68,7 @@ class TransferredIn(Event, tag="Transfer_in"):
     notes: str | None = None
 
 
-class StockReserved(Event, tag="Reserve"):
+class StockReserved(Event, frozen=True, tag="Reserve"):
     item_id: int
     location_id: int
     job_id: int
@@ -77,7 +77,7 @@ class StockReserved(Event, tag="Reserve"):
     notes: str | None = None
 
 
-class StockReleased(Event, tag="Release"):
+class StockReleased(Event, frozen=True, tag="Release"):
     item_id: int
     location_id: int
     job_id: int
@@ -86,7 +86,7 @@ class StockReleased(Event, tag="Release"):
     notes: str | None = None
 
 
-class JobCompleted(Event, tag="Job_complete"):
+class JobCompleted(Event, frozen=True, tag="Job_complete"):
     item_id: int
     location_id: int
     job_id: int
@@ -111,18 +111,18 @@ class ItemAttributes(msgspec.Struct, frozen=True, kw_only=True):
     supplier_id: int | None = None
 
 
-class ItemCreated(Event, tag="ItemCreated"):
+class ItemCreated(Event, frozen=True, tag="ItemCreated"):
     item_id: int
     attributes: ItemAttributes
 
 
-class ItemUpdated(Event, tag="ItemUpdated"):
+class ItemUpdated(Event, frozen=True, tag="ItemUpdated"):
     item_id: int
     attributes: ItemAttributes  # the whole set after the update
     changed: list[str]
 
 
-class ItemDeleted(Event, tag="ItemDeleted"):
+class ItemDeleted(Event, frozen=True, tag="ItemDeleted"):
     item_id: int
 
 
@@ -136,12 +136,12 @@ class LocationAttributes(msgspec.Struct, frozen=True, kw_only=True):
     is_active: bool = True
 
 
-class LocationCreated(Event, tag="LocationCreated"):
+class LocationCreated(Event, frozen=True, tag="LocationCreated"):
     location_id: int
     attributes: LocationAttributes
 
 
-class LocationUpdated(Event, tag="LocationUpdated"):
+class LocationUpdated(Event, frozen=True, tag="LocationUpdated"):
     location_id: int
     attributes: LocationAttributes
     changed: list[str]

@@ -100,7 +100,7 @@ class Deliverer(BackgroundLoop):
         """One slot of an endpoint: attempt a delivery, then go on with the endpoint's next
         due one while the process has room to spare. When it has none, the slot is given
         back, so the claim loop shares the room out among endpoints by who is due first."""
-        endpoint_id = row["endpoint_id"]
+        endpoint_id = row["endpoint_id"]  # type: ignore[index]  # called with a claimed row
         try:
             while row is not None:
                 go_on = not self._stopping.is_set() and sum(self.sending.values()) < self.settings.concurrency

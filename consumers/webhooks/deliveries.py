@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 import asyncpg
 import msgspec
@@ -13,7 +14,7 @@ from consumers.webhooks.endpoints import get_endpoint
 from consumers.webhooks.names import PING
 from ledger.errors import DeliveryNotFound, DeliveryPending, WebhookDisabled
 
-Db = asyncpg.Connection | asyncpg.Pool
+Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):

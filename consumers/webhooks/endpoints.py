@@ -8,6 +8,7 @@ found, exactly like one that does not exist. A secret leaves this module only in
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 
 import asyncpg
 import msgspec
@@ -19,7 +20,7 @@ from consumers.webhooks.signing import new_secret
 from consumers.webhooks.targets import check_target
 from ledger.errors import TooManyWebhooks, WebhookNotFound
 
-Db = asyncpg.Connection | asyncpg.Pool
+Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class Endpoint(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import msgspec
 
@@ -35,7 +36,7 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True):
     retention: float = 30 * 86400.0
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> WebhookSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> WebhookSettings:
         env = os.environ if env is None else env
         values: dict = {}
         if "LEDGER_WEBHOOK_ALLOW_PRIVATE" in env:

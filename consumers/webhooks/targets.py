@@ -72,7 +72,7 @@ async def resolve(parts: SplitResult, *, allow_private: bool) -> list[str]:
     """Every address the URL's host resolves to; `target_not_allowed` if any is internal."""
     host = parts.hostname
     try:
-        addresses = [str(ipaddress.ip_address(host))]
+        addresses = [str(ipaddress.ip_address(host))]  # type: ignore[arg-type]  # a validated URL has a host
     except ValueError:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
@@ -80,7 +80,7 @@ async def resolve(parts: SplitResult, *, allow_private: bool) -> list[str]:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError, TimeoutError) as exc:
             raise TargetUnresolvable(f"The webhook host {host} does not resolve: {exc}") from None
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))  # type: ignore[misc]  # an IP address from getaddrinfo is a str
     if not allow_private:
         for address in addresses:
             # One internal address is enough to refuse: a resolver may rotate through them.
@@ -99,7 +99,7 @@ async def pin(url: str, *, allow_private: bool) -> Target:
     to request is plain ASCII (an international host name in IDNA, the path escaped)."""
     parts = check_url(url)
     addresses = await resolve(parts, allow_private=allow_private)
-    host = _ascii_host(parts.hostname)
+    host = _ascii_host(parts.hostname)  # type: ignore[arg-type]  # a validated URL has a host
     path, query = quote(parts.path, safe=_URL_SAFE), quote(parts.query, safe=_URL_SAFE)
     if allow_private:  # no address to hold to: connect by name
         literal = f"[{host}]" if ":" in host else host
