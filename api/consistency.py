@@ -47,7 +47,7 @@ class Reads:
 
     async def caught_up(self, request: Request, min_position: int | None, consistency: str | None = None) -> None:
         wanted = _asked_position(request, min_position)
-        eventual = (consistency or request.headers.get("x-ledger-consistency", "")).lower() == "eventual"
+        eventual = (consistency or request.headers.get("x-ledger-consistency", "")).lower() == "eventual"  # type: ignore[union-attr]  # a header read with a default is a str
         if eventual and not wanted:
             return
         row = await self.pool.fetchrow(_READ_LEDGER_HEAD, request.user.org_id)

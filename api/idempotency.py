@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 
 import msgspec
@@ -80,7 +81,7 @@ class IdempotencyMiddleware:
         if (body_scopes := handler.opt.get("body_scopes")) is not None:
             body_scopes(scope, body)
         fingerprint = hashlib.sha256(
-            b"\0".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
+            b"\0".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])  # type: ignore[typeddict-item]  # HTTP scope and messages (ASGI's types are looser)
         ).digest()
         pool, org_id = of_scope(scope).pool, scope["user"].org_id
 
@@ -89,7 +90,8 @@ class IdempotencyMiddleware:
             await _replay(record, send)
             return
 
-        status, headers, chunks = 0, [], []
+        status, chunks = 0, []
+        headers: Iterable[tuple[bytes, bytes]] = []
 
         async def capture(message: Message) -> None:
             nonlocal status, headers
@@ -106,9 +108,9 @@ class IdempotencyMiddleware:
                 if 200 <= status < 300:
                     kept = {k.decode(): v.decode() for k, v in headers if k.decode().lower() in _KEPT_HEADERS}
                     stored = _without_secrets(b"".join(chunks), scope["route_handler"].opt.get("secret_fields", ()))
-                    await pool.execute(statements.COMPLETE_IDEMPOTENCY_RECORD, org_id, key_text, status, kept, stored, token)
+                    await pool.execute(statements.COMPLETE_IDEMPOTENCY_RECORD, org_id, key_text, status, kept, stored, token)  # type: ignore[union-attr]  # the pool is set while serving
                 else:
-                    await pool.execute(statements.RELEASE_IDEMPOTENCY_KEY, org_id, key_text, token)
+                    await pool.execute(statements.RELEASE_IDEMPOTENCY_KEY, org_id, key_text, token)  # type: ignore[union-attr]  # the pool is set while serving
             except Exception as exc:
                 if not connection_lost(exc):
                     raise
@@ -147,12 +149,12 @@ class IdempotencyMiddleware:
         while True:
             message = await receive()
             part = message.get("body", b"")
-            size += len(part)
+            size += len(part)  # type: ignore[arg-type]  # HTTP scope and messages (ASGI's types are looser)
             if size > self.max_body_size:
                 raise PayloadTooLarge()
             parts.append(part)
             if not message.get("more_body", False):
-                return b"".join(parts)
+                return b"".join(parts)  # type: ignore[arg-type]  # HTTP scope and messages (ASGI's types are looser)
 
 
 def _without_secrets(body: bytes, fields) -> bytes:
@@ -175,13 +177,13 @@ def _replaying(body: bytes) -> Receive:
         if sent:
             return {"type": "http.disconnect"}
         sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}  # type: ignore[misc, return-value]  # HTTP scope and messages (ASGI's types are looser)
 
-    return receive
+    return receive  # type: ignore[return-value]  # HTTP scope and messages (ASGI's types are looser)
 
 
 async def _replay(record, send: Send) -> None:
     headers = [(k.encode(), v.encode()) for k, v in msgspec.json.decode(record["headers"]).items()]
     headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": record["status"], "headers": headers})
-    await send({"type": "http.response.body", "body": record["body"]})
+    await send({"type": "http.response.body", "body": record["body"]})  # type: ignore[arg-type]  # HTTP scope and messages (ASGI's types are looser)

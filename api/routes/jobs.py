@@ -28,7 +28,7 @@ def _lines(items) -> list[Line] | None:
 def job_result(job_id: int, result: CommandResult) -> JobCommandResult:
     body = JobCommandResult(job_id=job_id)
     for event in (e.data for e in result.events):
-        line = JobLineResult(item_id=event.item_id, location_id=event.location_id, quantity=event.quantity)
+        line = JobLineResult(item_id=event.item_id, location_id=event.location_id, quantity=event.quantity)  # type: ignore[union-attr]  # a job command records stock events only; lines are given for a reservation
         match event:
             case StockReserved():
                 body.reserved.append(line)
@@ -51,7 +51,7 @@ class JobController(Controller):
                 raise errors.ValidationFailed("expires_at needs a time zone (e.g. 2026-12-01T08:00:00Z)")
             if data.expires_at <= datetime.now(UTC):
                 raise errors.ValidationFailed("expires_at is in the past")
-        command = ReserveStock(job_id=job_id, lines=_lines(data.items), expires_at=data.expires_at, notes=data.notes)
+        command = ReserveStock(job_id=job_id, lines=_lines(data.items), expires_at=data.expires_at, notes=data.notes)  # type: ignore[arg-type]  # a job command records stock events only; lines are given for a reservation
         result = await command_requests.execute(request, store, command)
         return recorded(request, job_result(job_id, result), result.position, status=201, message="Stock reserved")
 

@@ -35,7 +35,7 @@ class LocationController(Controller):
         attributes = LocationAttributes(**{f: getattr(data, f) for f in _ATTRIBUTES})
         result = await command_requests.create_location(request, store, attributes)
         created = result.events[0]  # as recorded, so a replay answers the same
-        view = location_view(created.data.location_id, created.data.attributes, created.recorded_at, created.recorded_at)
+        view = location_view(created.data.location_id, created.data.attributes, created.recorded_at, created.recorded_at)  # type: ignore[arg-type, union-attr]  # the command decides the events it records; the location exists here
         return recorded(request, view, result.position, status=201, message="Location created")
 
     @patch("/{location_id:int}", opt=WRITE, operation_id="updateLocation")
@@ -48,5 +48,5 @@ class LocationController(Controller):
         created_at = await store.created_at(request.user.org_id, location_stream(location_id))
         location = result.snapshot.location(location_id)
         updated_at = result.events[-1].recorded_at if result.events else created_at
-        view = location_view(location_id, location.attributes, created_at, updated_at)
+        view = location_view(location_id, location.attributes, created_at, updated_at)  # type: ignore[arg-type]  # the command decides the events it records; the location exists here
         return recorded(request, view, result.position, message="Location updated")

@@ -71,7 +71,7 @@ class StockController(Controller):
             expected_quantity=data.expected_quantity,
         )
         result = await command_requests.execute(request, store, command)
-        change = sum(e.data.quantity for e in result.events) if not result.replayed else 0
+        change = sum(e.data.quantity for e in result.events) if not result.replayed else 0  # type: ignore[misc, union-attr]  # a stock command records stock events only
         quantity = result.snapshot.item(item_id).level(location_id).quantity
         body = CountResult(
             item_id=item_id, location_id=location_id, previous_quantity=quantity - change,

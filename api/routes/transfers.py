@@ -23,7 +23,7 @@ def transfer_result(result: CommandResult, data: JSONBody[TransferRequest]) -> T
     return TransferResult(
         from_location=side(data.from_location_id),
         to_location=side(data.to_location_id),
-        transfer_id=str(result.events[0].data.transfer_id),
+        transfer_id=str(result.events[0].data.transfer_id),  # type: ignore[union-attr]  # a transfer records transfer events only
     )
 
 
