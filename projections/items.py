@@ -52,7 +52,7 @@ class Items(ReadModel):
                     continue
             elif not isinstance(data, ItemCreated | ItemUpdated | ItemDeleted):
                 continue
-            key = (e.org_id, data.item_id)
+            key = (e.org_id, data.item_id)  # type: ignore[union-attr]  # an event that is not a location's has an item_id
             item = items.get(key) or items.setdefault(key, _Item())
             match data:
                 case ItemCreated(attributes=attributes):

@@ -37,8 +37,8 @@ class Locations(ReadModel):
 
 def _row(e: EventEnvelope, created_at: datetime | None) -> tuple:
     # created_at is only read by the INSERT, which only the batch holding LocationCreated makes.
-    a = e.data.attributes
+    a = e.data.attributes  # type: ignore[union-attr]  # location events only reach this projection
     return (
-        e.org_id, e.data.location_id, a.location_name, a.location_type, a.address, a.city,
-        a.state, a.zip, a.is_active, created_at, e.recorded_at,
+        e.org_id, e.data.location_id, a.location_name, a.location_type, a.address, a.city,  # type: ignore[union-attr]  # location events only reach this projection
+        a.state, a.zip, a.is_active, created_at, e.recorded_at,  # type: ignore[union-attr]  # location events only reach this projection
     )

@@ -15,4 +15,4 @@ from schemas import LedgerEvent
 
 
 def signed_quantity(event: LedgerEvent) -> int:
-    return effect(event).shown
+    return effect(event).shown  # type: ignore[union-attr]  # called for stock events only

@@ -219,7 +219,7 @@ class Projector(BackgroundLoop):
         """Apply events and move checkpoints to `upto`, all or nothing; the error if it failed."""
         try:
             # The one place projection rows are written: rows and checkpoints commit together.
-            async with self._conn.transaction():
+            async with self._conn.transaction():  # type: ignore[union-attr]  # connected before the loop runs
                 for p, events in work:
                     if events:
                         await p.apply(self._conn, events)

@@ -7,7 +7,7 @@ read as absent (None or empty), never as someone else's data. Lists return
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 import msgspec
@@ -17,7 +17,7 @@ from projections.models import Item, JobHolding, JobView, Location, StockEntry, 
 
 MAX_PER_PAGE = 100  # seed 004's maximum page size
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 S = TypeVar("S", bound=msgspec.Struct)
 
 

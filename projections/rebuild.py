@@ -103,7 +103,8 @@ async def finish_tables(conn: asyncpg.Connection, schema: str, tables: Sequence[
 
 def lanes(work: Sequence[tuple[object, float]], count: int) -> list[list]:
     """Work shared among `count` sessions: the costliest first, each to the least loaded."""
-    loads, shares = [0.0] * count, [[] for _ in range(count)]
+    shares: list[list] = [[] for _ in range(count)]
+    loads = [0.0] * count
     for item, cost in sorted(work, key=lambda w: -w[1]):
         n = loads.index(min(loads))
         loads[n] += cost
@@ -150,7 +151,7 @@ class Rebuild:
         first, cuts = self.conns[0], self._cuts(after, upto)
         work = [((s, ()), cost) for s, cost in self._statements if s != self._history]
         if any(s == self._history for s, _ in self._statements):
-            work += [((self._history, cut), REBUILDS["transactions"][0][1] / len(cuts)) for cut in cuts]
+            work += [((self._history, cut), REBUILDS["transactions"][0][1] / len(cuts)) for cut in cuts]  # type: ignore[misc]  # work items are (name, cut) pairs of any cut
         total = STAGE_COST + sum(cost for _, cost in work)
         done = 0.0
 

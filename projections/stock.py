@@ -46,12 +46,12 @@ class Stock(ReadModel):
             data = e.data
             if (moved := effect(data)) is None:
                 continue
-            level = levels.setdefault((e.org_id, data.item_id, data.location_id), [0, 0, None])
+            level = levels.setdefault((e.org_id, data.item_id, data.location_id), [0, 0, None])  # type: ignore[union-attr]  # an event with an effect is a stock event
             level[0] += moved.quantity
             level[1] += moved.reserved
             level[2] = e.recorded_at
             if moved.job_id is not None:
-                key = (e.org_id, moved.job_id, data.item_id, data.location_id)
+                key = (e.org_id, moved.job_id, data.item_id, data.location_id)  # type: ignore[union-attr]  # an event with an effect is a stock event
                 hold = holdings.get(key) or holdings.setdefault(key, _Hold())
                 hold.reserved += moved.reserved
                 hold.consumed += moved.consumed

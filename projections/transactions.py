@@ -64,4 +64,4 @@ def notes(event: LedgerEvent) -> str | None:
             return reason
         case StockReleased(notes=None, reason=reason) if reason != "requested":
             return f"reservation {reason}"
-    return event.notes
+    return event.notes  # type: ignore[union-attr]  # transaction rows are made for stock events only
