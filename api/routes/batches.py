@@ -46,6 +46,7 @@ from ledger.commands import (
     TransferStock,
 )
 from ledger.store import CommandResult, EventStore, LineResult
+from schemas import StockAdjusted
 from schemas.api import (
     MAX_BATCH_LINES,
     AddLine,
@@ -106,11 +107,11 @@ async def execute_batch(request: Request, store: shared.Store, atomic: AtomicPar
         store, request.user.org_id, parsed, metadata=metadata_of(request),
         command_id=command_id_of(request),
     )
-    refused = [r for r in results if r.error is not None]
+    refused = [(r.index, r.error) for r in results if r.error is not None]
     if parsed.atomic and refused:
-        first = refused[0].error
+        index, first = refused[0]
         details = refusal_details(results, parsed)
-        raise errors.BadRequest(f"line {refused[0].index}: {first.message}", code=first.code, details=details)  # type: ignore[union-attr]  # the line's kind and outcome decide this
+        raise errors.BadRequest(f"line {index}: {first.message}", code=first.code, details=details)
     body = BatchResult(results=[_result(r, parsed, command) for r, command in zip(results, commands, strict=True)],
                        recorded=len(results) - len(refused), refused=len(refused))
     position = max((r.result.position for r in results if r.result is not None), default=0)
@@ -131,7 +132,7 @@ async def run_lines(
 
 
 def refusal_details(results: list[LineResult], parsed: ParsedBatch) -> list[dict]:
-    return [_refusal_detail(r, parsed) for r in results if r.error is not None]
+    return [_refusal_detail(r.index, r.error, parsed) for r in results if r.error is not None]
 
 
 # --- parsing --------------------------------------------------------------------------
@@ -261,21 +262,22 @@ def _command(line: AnyBatchLine, items: dict[str, int]) -> AnyCommand | errors.L
         item_id = items.get(line.part_number)
         if item_id is None:
             return errors.NotFound(f"no item has part number {line.part_number!r}", code="item_not_found")
-    job_line = isinstance(line, ReleaseLine | CompleteLine)
-    if item_id is None and not (job_line and line.location_id is None and line.quantity is None):  # type: ignore[union-attr]  # the line's kind and outcome decide this
+    if isinstance(line, ReleaseLine | CompleteLine):
+        return _job_command(line, item_id)
+    if item_id is None:
         return errors.ValidationFailed("item_id or part_number is required", code="missing_item_id")
     match line:
         case AddLine():
-            return AddStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)  # type: ignore[arg-type]  # the line's kind and outcome decide this
+            return AddStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
         case RemoveLine():
-            return RemoveStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)  # type: ignore[arg-type]  # the line's kind and outcome decide this
+            return RemoveStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
         case AdjustLine():
-            return AdjustStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, reason=line.reason)  # type: ignore[arg-type]  # the line's kind and outcome decide this
+            return AdjustStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, reason=line.reason)
         case CountLine():
-            return SetCountedQuantity(item_id=item_id, location_id=line.location_id, quantity=line.quantity,  # type: ignore[arg-type]  # the line's kind and outcome decide this
+            return SetCountedQuantity(item_id=item_id, location_id=line.location_id, quantity=line.quantity,
                                       reason=line.reason, expected_quantity=line.expected_quantity)
         case TransferLine():
-            return TransferStock(item_id=item_id, from_location_id=line.from_location_id,  # type: ignore[arg-type]  # the line's kind and outcome decide this
+            return TransferStock(item_id=item_id, from_location_id=line.from_location_id,
                                  to_location_id=line.to_location_id, quantity=line.quantity, notes=line.notes)
         case ReserveLine():
             if line.expires_at is not None:
@@ -283,18 +285,23 @@ def _command(line: AnyBatchLine, items: dict[str, int]) -> AnyCommand | errors.L
                     return errors.ValidationFailed("expires_at needs a time zone (e.g. 2026-12-01T08:00:00Z)")
                 if line.expires_at <= datetime.now(UTC):
                     return errors.ValidationFailed("expires_at is in the past")
-            return ReserveStock(job_id=line.job_id, lines=[Line(item_id=item_id, location_id=line.location_id,  # type: ignore[arg-type]  # the line's kind and outcome decide this
+            return ReserveStock(job_id=line.job_id, lines=[Line(item_id=item_id, location_id=line.location_id,
                                                                 quantity=line.quantity)],
                                 expires_at=line.expires_at, notes=line.notes)
-        case ReleaseLine() | CompleteLine():
-            lines = None
-            if item_id is not None or line.location_id is not None or line.quantity is not None:
-                if item_id is None or line.location_id is None or line.quantity is None:
-                    return errors.ValidationFailed("a job line names item, location_id and quantity, or none of them")
-                lines = [Line(item_id=item_id, location_id=line.location_id, quantity=line.quantity)]
-            kind = ReleaseStock if isinstance(line, ReleaseLine) else CompleteJob
-            return kind(job_id=line.job_id, lines=lines, notes=line.notes)
     raise TypeError(line)
+
+
+def _job_command(line: ReleaseLine | CompleteLine, item_id: int | None) -> AnyCommand | errors.LedgerError:
+    """A release or completion: of one line, or (no item, location or quantity) of
+    everything the job holds, as the job routes do."""
+    lines = None
+    if item_id is not None or line.location_id is not None or line.quantity is not None:
+        if item_id is None or line.location_id is None or line.quantity is None:
+            return errors.ValidationFailed("a job line names item, location_id and quantity, or none of them")
+        lines = [Line(item_id=item_id, location_id=line.location_id, quantity=line.quantity)]
+    if isinstance(line, ReleaseLine):
+        return ReleaseStock(job_id=line.job_id, lines=lines, notes=line.notes)
+    return CompleteJob(job_id=line.job_id, lines=lines, notes=line.notes)
 
 
 # --- answers --------------------------------------------------------------------------
@@ -304,23 +311,22 @@ def _csv_line(parsed: ParsedBatch, index: int) -> dict:
     return {"line": parsed.csv_lines[index]} if parsed.csv_lines is not None else {}
 
 
-def _refusal_detail(line: LineResult, parsed: ParsedBatch) -> dict:
-    error = line.error
-    detail = {"index": line.index, "ref": parsed.lines[line.index].ref, "error": error.code, "message": error.message,  # type: ignore[union-attr]  # the line's kind and outcome decide this
-              **_csv_line(parsed, line.index)}
-    if "available_quantity" in error.extra:  # type: ignore[union-attr]  # the line's kind and outcome decide this
-        detail["available_quantity"] = error.extra["available_quantity"]  # type: ignore[union-attr]  # the line's kind and outcome decide this
+def _refusal_detail(index: int, error: errors.LedgerError, parsed: ParsedBatch) -> dict:
+    detail = {"index": index, "ref": parsed.lines[index].ref, "error": error.code, "message": error.message,
+              **_csv_line(parsed, index)}
+    if "available_quantity" in error.extra:
+        detail["available_quantity"] = error.extra["available_quantity"]
     return detail
 
 
 def _result(line: LineResult, parsed: ParsedBatch, command: AnyCommand | errors.LedgerError) -> BatchLineResult:
     ref = parsed.lines[line.index].ref
-    if line.error is not None:
-        return BatchLineResult(index=line.index, ref=ref, status="refused", error=line.error.code,
-                               message=line.error.message,
-                               available_quantity=line.error.extra.get("available_quantity"))
-    fields = msgspec.structs.asdict(_answer(command, line.result))  # type: ignore[arg-type]  # the line's kind and outcome decide this
-    return BatchLineResult(index=line.index, ref=ref, status="recorded", position=line.result.position or None, **fields)  # type: ignore[union-attr]  # the line's kind and outcome decide this
+    if line.error is not None or line.result is None or isinstance(command, errors.LedgerError):
+        error = line.error or errors.LedgerError()  # a line is either refused or recorded
+        return BatchLineResult(index=line.index, ref=ref, status="refused", error=error.code, message=error.message,
+                               available_quantity=error.extra.get("available_quantity"))
+    fields = msgspec.structs.asdict(_answer(command, line.result))
+    return BatchLineResult(index=line.index, ref=ref, status="recorded", position=line.result.position or None, **fields)
 
 
 def _answer(command: AnyCommand, result: CommandResult) -> msgspec.Struct:
@@ -331,12 +337,12 @@ def _answer(command: AnyCommand, result: CommandResult) -> msgspec.Struct:
         case AdjustStock():
             return AdjustResult(new_quantity=result.snapshot.item(command.item_id).level(command.location_id).quantity)
         case SetCountedQuantity():
-            change = sum(e.data.quantity for e in result.events) if not result.replayed else 0  # type: ignore[misc, union-attr]  # the line's kind and outcome decide this
+            change = 0 if result.replayed else sum(e.data.quantity for e in result.events if isinstance(e.data, StockAdjusted))
             quantity = result.snapshot.item(command.item_id).level(command.location_id).quantity
             return CountResult(item_id=command.item_id, location_id=command.location_id,
                                previous_quantity=quantity - change, quantity=quantity, change=change)
         case TransferStock():
-            return transfer_result(result, command)  # type: ignore[arg-type]  # the line's kind and outcome decide this
+            return transfer_result(result, command)
         case ReserveStock() | ReleaseStock() | CompleteJob():
             return job_result(command.job_id, result)
     raise TypeError(command)

@@ -12,7 +12,8 @@ from ledger.store import CommandResult, EventStore
 from schemas.api import CommandEnvelope, TransferRequest, TransferResult, TransferSide
 
 
-def transfer_result(result: CommandResult, data: JSONBody[TransferRequest]) -> TransferResult:
+def transfer_result(result: CommandResult, data: TransferRequest | TransferStock) -> TransferResult:
+    """The answer to a transfer, from its request or its command (a batch line's)."""
     item = result.snapshot.item(data.item_id)
 
     def side(location_id: int) -> TransferSide:
