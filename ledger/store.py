@@ -77,10 +77,10 @@ class _Unit:
 
 def _version_refusal(unit: _Unit, heads: dict[str, tuple[int, str]], written: dict[str, int]) -> errors.LedgerError | None:
     """A single command's If-Match against its stream as the commands before it leave it."""
-    if unit.expected_version is None:
-        return None
     stream = unit.reads.target_stream
-    current = heads.get(stream, (0, GENESIS))[0] + written.get(stream, 0)  # type: ignore[arg-type]  # the unit's invariants decide this
+    if unit.expected_version is None or stream is None:  # execute() refuses If-Match without one stream
+        return None
+    current = heads.get(stream, (0, GENESIS))[0] + written.get(stream, 0)
     if current == unit.expected_version:
         return None
     return errors.VersionConflict(f"{stream} is at version {current}, not {unit.expected_version}",
@@ -139,9 +139,9 @@ class EventStore:
         unit = _Unit(commands=[command], line_ids=[command_id], metadata=metadata or EventMetadata(), atomic=True,
                      reads=reads, command_id=command_id, expected_version=expected_version)
         [line] = await self._run(org_id, unit)
-        if line.error is not None:
-            raise line.error
-        return line.result  # type: ignore[return-value]  # a line without an error has its result
+        if line.result is None:  # a line is recorded (its result) or refused (its error)
+            raise line.error or errors.LedgerError()
+        return line.result
 
     async def execute_batch(
         self,
@@ -190,7 +190,7 @@ class EventStore:
             results.append(next(answers) if same.get(i, i) == i else _as_replayed(results[same[i]]))
         return results
 
-    async def _record_distinct(self, org_id: int, units: Sequence[_Unit]) -> list[list[LineResult] | Exception]:
+    async def _record_distinct(self, org_id: int, units: Sequence[_Unit]) -> Sequence[list[LineResult] | Exception]:
         """Record a group of units (group_commit.py): one optimistic attempt; after a lost
         race, attempts under the row locks of the streams it writes. When the append itself
         is refused (a duplicate part number, a command recorded meanwhile by another
@@ -202,10 +202,10 @@ class EventStore:
             try:
                 async with self._connection() as conn:
                     if attempt == 0:
-                        return await self._decide_and_append(conn, org_id, units, reads)  # type: ignore[return-value]  # list is invariant: these lists hold no Exception
+                        return await self._decide_and_append(conn, org_id, units, reads)
                     async with conn.transaction():
                         locked = await self._lock(conn, org_id, reads, streams)
-                        return await self._decide_and_append(conn, org_id, units, reads, locked)  # type: ignore[return-value]  # list is invariant: these lists hold no Exception
+                        return await self._decide_and_append(conn, org_id, units, reads, locked)
             except StreamRaced as raced:
                 self.lost_races += 1
                 streams |= raced.streams
@@ -251,10 +251,13 @@ class EventStore:
         for unit in units:
             refused, decided, unit_running = {}, [], running
             for n, command in enumerate(unit.commands):
-                refusal = command if isinstance(command, errors.LedgerError) else _version_refusal(unit, heads, written)
+                if isinstance(command, errors.LedgerError):  # refused before any deciding
+                    refused[n] = command
+                    continue
+                refusal = _version_refusal(unit, heads, written)
                 if refusal is None:
                     try:
-                        decided_events = decide(unit_running, command)  # type: ignore[arg-type]  # the unit's invariants decide this
+                        decided_events = decide(unit_running, command)
                         if len(decided_events) > MAX_EVENTS_PER_COMMAND:
                             raise errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
                     except errors.LedgerError as exc:
@@ -294,8 +297,9 @@ class EventStore:
             if unit.line_ids == [unit.command_id] and not refused and not lines[0][1] and unit.reads.target_stream:
                 # A single command that changed nothing answers with its stream's position.
                 position = await conn.fetchval(statements.READ_STREAM_POSITION, org_id, unit.reads.target_stream)
-                results[-1] = [dataclasses.replace(results[-1][0], result=msgspec.structs.replace(  # type: ignore[type-var]  # the unit's invariants decide this
-                    results[-1][0].result, position=position))]
+                line = results[-1][0]
+                if line.result is not None:
+                    results[-1] = [dataclasses.replace(line, result=msgspec.structs.replace(line.result, position=position))]
         return results
 
     async def _recorded_meanwhile(self, conn, org_id: int, units: Sequence[_Unit], plans) -> dict[int, list[LineResult]]:
