@@ -36,8 +36,9 @@ def data_dir():
 
 
 # Each `ledger` call below starts and stops the embedded PostgreSQL (a second or more): the
-# tests on the module's data dir are slow; test_keys_create_works_on_a_brand_new_embedded_data_dir
-# keeps the embedded default in the fast loop.
+# tests on the module's data dir are slow. In the fast loop, the embedded default is kept by
+# test_keys_create_works_on_a_brand_new_embedded_data_dir, the keys commands by
+# test_keys_on_a_database_url_are_refused_created_listed_and_revoked.
 @pytest.mark.slow
 def test_migrate_then_keys_on_the_embedded_default(data_dir):
     migrated = ledger(data_dir, "migrate")
@@ -101,7 +102,6 @@ def test_a_data_dir_that_is_a_file_is_one_line_saying_why_and_what_to_do(tmp_pat
     assert f"Set {variable}" in line
 
 
-@pytest.mark.slow  # starts a cluster to break it (the one-line refusal: the tests above)
 def test_a_cluster_postgresql_refuses_to_start_is_one_line_with_its_reason_and_log():
     with scratch_data_dir("ledger-cli-broken-") as broken:
         start_postgres(broken, durable=False).stop()
@@ -205,6 +205,21 @@ async def test_a_missing_migration_is_named_in_the_refusal(database_url, tmp_pat
     assert refused.returncode == 1
     assert error_lines(refused) == [f"Error: the database schema is behind this version of ledger "
                                     f"(missing {package}/{name}); run `ledger migrate`"]
+
+
+async def test_keys_on_a_database_url_are_refused_created_listed_and_revoked(database_url, tmp_path):
+    """The keys commands of the embedded tests above (slow), on LEDGER_DATABASE_URL."""
+    refused = ledger_on(database_url, tmp_path, "keys", "create", "--org", "acme", "--scopes", "inventory:everything")
+    assert refused.returncode != 0 and "unknown or missing scopes" in refused.stderr
+    created = ledger_on(database_url, tmp_path, "keys", "create", "--org", "acme", "--scopes", "inventory:read", "--json")
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout.strip().splitlines()[-1])
+    assert ledger_on(database_url, tmp_path, "keys", "revoke", str(key["key_id"])).returncode == 0
+    listed = ledger_on(database_url, tmp_path, "keys", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["key_id"] == key["key_id"] and row["revoked_at"] is not None
+    assert key["key"] not in listed.stdout  # only the prefix is ever shown again
 
 
 async def test_after_ledger_migrate_the_one_shot_commands_run(empty_database_url, tmp_path):
