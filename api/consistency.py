@@ -1,11 +1,13 @@
 """Reads see the writes before them (DESIGN 6, Consistency), with no header.
 
 Before a read runs, one statement asks for the organization's last committed position
-(every command whose answer was sent before this read arrived is at or below it) and for
-how far the read models have got. When they have got there, which is the common case,
-the read goes on at once: its only cost is that round trip. Otherwise it waits, woken by
-the projector's commit (projections/watch.py), and after `WAIT_SECONDS` it is refused
-(`503 not_caught_up`, with Retry-After), never answered from a model that is behind.
+(every command whose answer was sent before this read arrived is at or below it). The
+process's checkpoint watch (projections/watch.py) knows, from the projector's
+notifications, how far the read models have got: when they have got there, which is the
+common case, the read goes on at once, and its only cost is that one-row index scan.
+Otherwise it waits, woken by the projector's commit, re-reading the checkpoints itself
+now and then, and after `WAIT_SECONDS` it is refused (`503 not_caught_up`, with
+Retry-After), never answered from a model that is behind.
 
 `min_position` (query) or `X-Ledger-Min-Position` (header) ask for at least a position
 (typically the `X-Ledger-Position` of a command answered elsewhere); `consistency=eventual`
@@ -22,13 +24,10 @@ from litestar import Request
 from litestar.params import QueryParameter
 
 from ledger import errors
-from projections import READ_MODEL_NAMES, statements
+from projections import statements
 from projections.watch import CheckpointWatch
 
 WAIT_SECONDS = 3.0
-_READ_LEDGER_HEAD = statements.READ_LEDGER_HEAD.replace("{read_model_count}", str(len(set(READ_MODEL_NAMES)))).replace(
-    "{read_model_names}", ", ".join(f"'{statements.checked_schema(name)}'" for name in sorted(set(READ_MODEL_NAMES))))
-
 Consistency = Annotated[
     Literal["strong", "eventual"] | None,
     QueryParameter(description="eventual: do not wait for the writes answered before this read (default strong)"),
@@ -50,12 +49,11 @@ class Reads:
         eventual = (consistency or request.headers.get("x-ledger-consistency", "")).lower() == "eventual"  # type: ignore[union-attr]  # a header read with a default is a str
         if eventual and not wanted:
             return
-        row = await self.pool.fetchrow(_READ_LEDGER_HEAD, request.user.org_id)
         # A position no command was ever given cannot be waited for: the caller's mistake.
-        if wanted > row["handed_out"]:
+        if wanted and wanted > await self.pool.fetchval(statements.READ_POSITIONS_HANDED_OUT):
             raise errors.ValidationFailed("min_position is beyond the ledger's last position", code="unknown_position")
-        target = wanted if eventual else max(wanted, row["head"])
-        if target <= (row["reached"] or 0):
+        target = wanted if eventual else max(wanted, await self.pool.fetchval(statements.READ_ORG_HEAD, request.user.org_id))
+        if target <= self.checkpoints.reached:
             return
         if not await self.checkpoints.wait(target, timeout=WAIT_SECONDS):
             raise errors.NotCaughtUp(position=target)
