@@ -149,10 +149,8 @@ class AddLine(BatchLine, tag="add"):
     notes: Text | None = None
 
 
-class RemoveLine(BatchLine, tag="remove"):
-    location_id: Id
-    quantity: Quantity
-    notes: Text | None = None
+class RemoveLine(AddLine, tag="remove"):
+    """The fields of an add."""
 
 
 class AdjustLine(BatchLine, tag="adjust"):
@@ -161,10 +159,7 @@ class AdjustLine(BatchLine, tag="adjust"):
     reason: Text | None = None
 
 
-class CountLine(BatchLine, tag="count"):
-    location_id: Id
-    quantity: Quantity
-    reason: Text | None = None
+class CountLine(AdjustLine, tag="count"):
     expected_quantity: Count | None = None
 
 
@@ -192,13 +187,8 @@ class ReleaseLine(BatchLine, tag="release"):
     notes: Text | None = None
 
 
-class CompleteLine(BatchLine, tag="complete"):
+class CompleteLine(ReleaseLine, tag="complete"):
     """Without item, location and quantity: exactly what the job holds (as the job route)."""
-
-    job_id: Id
-    location_id: Id | None = None
-    quantity: Quantity | None = None
-    notes: Text | None = None
 
 
 AnyBatchLine = AddLine | RemoveLine | AdjustLine | CountLine | TransferLine | ReserveLine | ReleaseLine | CompleteLine

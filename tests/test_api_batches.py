@@ -207,3 +207,20 @@ async def test_a_stored_batch_answer_is_replayed_only_to_a_key_allowed_every_lin
     again = await client.post("/api/v1/batches", json=body, headers={**write_only, "Idempotency-Key": "t-1"})
     assert (again.status_code, again.json()["error"]) == (403, "insufficient_scope")
     assert "Idempotent-Replayed" not in again.headers
+
+
+async def test_each_kind_of_line_records_its_own_command(api, pool):
+    client, item, main, van = api
+    r = await client.post("/api/v1/batches", json={"lines": [
+        {"kind": "add", "item_id": item, "location_id": main, "quantity": 10},
+        {"kind": "remove", "item_id": item, "location_id": main, "quantity": 1},
+        {"kind": "adjust", "item_id": item, "location_id": main, "quantity": -2, "reason": "damaged"},
+        {"kind": "count", "item_id": item, "location_id": main, "quantity": 9, "reason": "cycle count"},
+        {"kind": "reserve", "job_id": 5, "item_id": item, "location_id": main, "quantity": 3},
+        {"kind": "release", "job_id": 5, "item_id": item, "location_id": main, "quantity": 1},
+        {"kind": "complete", "job_id": 5},
+    ]})
+    assert r.status_code == 200, r.text
+    types = await pool.fetch("SELECT type FROM events WHERE stream = $1 ORDER BY position", f"item-{item}")
+    assert [t["type"] for t in types][-7:] == ["Add", "Remove", "Adjust", "Adjust", "Reserve", "Release", "Job_complete"]
+    assert r.json()["data"]["results"][6]["consumed"] == [{"item_id": item, "location_id": main, "quantity": 2}]

@@ -262,20 +262,20 @@ def _command(line: AnyBatchLine, items: dict[str, int]) -> AnyCommand | errors.L
         item_id = items.get(line.part_number)
         if item_id is None:
             return errors.NotFound(f"no item has part number {line.part_number!r}", code="item_not_found")
-    if isinstance(line, ReleaseLine | CompleteLine):
+    if isinstance(line, ReleaseLine):  # a CompleteLine is one too
         return _job_command(line, item_id)
     if item_id is None:
         return errors.ValidationFailed("item_id or part_number is required", code="missing_item_id")
-    match line:
-        case AddLine():
-            return AddStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
+    match line:  # a subclass before its base (a remove has an add's fields, a count an adjust's)
         case RemoveLine():
             return RemoveStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
-        case AdjustLine():
-            return AdjustStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, reason=line.reason)
+        case AddLine():
+            return AddStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, notes=line.notes)
         case CountLine():
             return SetCountedQuantity(item_id=item_id, location_id=line.location_id, quantity=line.quantity,
                                       reason=line.reason, expected_quantity=line.expected_quantity)
+        case AdjustLine():
+            return AdjustStock(item_id=item_id, location_id=line.location_id, quantity=line.quantity, reason=line.reason)
         case TransferLine():
             return TransferStock(item_id=item_id, from_location_id=line.from_location_id,
                                  to_location_id=line.to_location_id, quantity=line.quantity, notes=line.notes)
@@ -299,9 +299,9 @@ def _job_command(line: ReleaseLine | CompleteLine, item_id: int | None) -> AnyCo
         if item_id is None or line.location_id is None or line.quantity is None:
             return errors.ValidationFailed("a job line names item, location_id and quantity, or none of them")
         lines = [Line(item_id=item_id, location_id=line.location_id, quantity=line.quantity)]
-    if isinstance(line, ReleaseLine):
-        return ReleaseStock(job_id=line.job_id, lines=lines, notes=line.notes)
-    return CompleteJob(job_id=line.job_id, lines=lines, notes=line.notes)
+    if isinstance(line, CompleteLine):  # before ReleaseLine: a completion has a release's fields
+        return CompleteJob(job_id=line.job_id, lines=lines, notes=line.notes)
+    return ReleaseStock(job_id=line.job_id, lines=lines, notes=line.notes)
 
 
 # --- answers --------------------------------------------------------------------------
