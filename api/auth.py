@@ -57,7 +57,3 @@ async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -
     any_of = handler.opt.get("any_scope", ())
     if any_of and not any(grants(connection.user.scopes, s) for s in any_of):
         raise InsufficientScope(f"This endpoint requires the {' or '.join(any_of)} scope")
-
-
-def caller(connection: ASGIConnection) -> ApiKey:
-    return connection.user

@@ -16,8 +16,8 @@ import asyncpg
 from projections import statements
 from projections.catalog import READ_MODEL_NAMES
 
-# Read-after-write waits poll: a primary-key lookup every few milliseconds costs less
-# than any wake-up channel would, and projection lag is itself a few milliseconds.
+# `wait_for_position` polls (tools and tests waiting for the read models); reads served by
+# the API wait on the projector's notifications instead (projections/watch.py).
 _FIRST_WAIT, _LONGEST_WAIT = 0.002, 0.02
 
 
