@@ -81,6 +81,11 @@ class BackgroundLoop:
                 log.warning(f"{what} interrupted; retrying", error=repr(exc), retry_in=round(delay, 3),
                             **{name: read() for name, read in context.items()})
                 await self._sleep(delay)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Cancelled while a library's cleanup swallowed the CancelledError (nats-py's
+                # close does): end as cancelled instead of starting another round forever.
+                raise asyncio.CancelledError()
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True if stopping."""
