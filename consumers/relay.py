@@ -102,7 +102,7 @@ class Relay(BackgroundLoop):
             log.info("relay took ownership", name=self.name, position=self.position)
             reader = LedgerReader(pool, after=self.position, batch_size=self.batch_size)
             quiet = 0
-            while not self._stopping.is_set():
+            while self._running():
                 rows = await reader.poll_rows()
                 if rows:
                     await self._publish(conn, js, rows)

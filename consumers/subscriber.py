@@ -85,7 +85,7 @@ class LedgerSubscriber(BackgroundLoop):
     async def run(self) -> None:
         sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=STREAM, config=self.config)
         try:
-            while not self._stopping.is_set():
+            while self._running():
                 try:
                     messages = await sub.fetch(self.batch, timeout=0.5)
                 except (TimeoutError, nats.errors.TimeoutError):

@@ -71,7 +71,7 @@ class BackgroundLoop:
         connection, a lost ownership), again after a `Backoff`. `context`: fields for the
         warning, read when it is logged."""
         backoff = Backoff()
-        while not self._stopping.is_set():
+        while self._running():
             started = time.monotonic()
             try:
                 await run_connected()
@@ -86,6 +86,13 @@ class BackgroundLoop:
                 # Cancelled while a library's cleanup swallowed the CancelledError (nats-py's
                 # close does): end as cancelled instead of starting another round forever.
                 raise asyncio.CancelledError()
+
+    def _running(self) -> bool:
+        """Until stopped, or cancelled: also when a library's cleanup swallowed the
+        CancelledError (nats-py's close does), which would otherwise leave the loop
+        going round forever."""
+        task = asyncio.current_task()
+        return not self._stopping.is_set() and not (task is not None and task.cancelling())
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True if stopping."""

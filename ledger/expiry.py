@@ -62,7 +62,7 @@ class ExpiryScheduler(BackgroundLoop):
         super().__init__("reservation expiry")
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
+        while self._running():
             released = 0
             try:
                 released = await self.run_once()

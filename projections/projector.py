@@ -95,7 +95,7 @@ class Projector(BackgroundLoop):
     async def run(self) -> None:
         backoff = Backoff()
         try:
-            while not self._stopping.is_set():
+            while self._running():
                 started = time.monotonic()
                 try:
                     await self._run_connected()
@@ -117,7 +117,7 @@ class Projector(BackgroundLoop):
         self._conn = await self.lease.open()
         await self._conn.add_listener(WAKE_CHANNEL, lambda *_: self._woken.set())
         next_claim, idle_polls = 0.0, 0
-        while not self._stopping.is_set():
+        while self._running():
             if len(self.owned) < len(self.projections) and time.monotonic() >= next_claim:
                 await self._claim()
                 next_claim = time.monotonic() + self.claim_interval

@@ -67,7 +67,7 @@ class Deliverer(BackgroundLoop):
             stack.push_async_callback(sender.close)
             stack.push_async_callback(self._finish_in_flight)
             pruned_at = 0.0
-            while not self._stopping.is_set():
+            while self._running():
                 if listener.is_closed():
                     raise OSError("the notification connection closed")
                 self._wake.clear()

@@ -90,7 +90,7 @@ class Emitter(BackgroundLoop):
             sub = await self._subscribe(js, await conn.fetchrow(statements.READ_WEBHOOK_EMITTER_CHECKPOINT, self.name))
             log.info("webhook emitter took ownership", name=self.name, sequence=self.sequence)
             expected = None  # the first message after (re)subscribing may follow a gap in the stream
-            while not self._stopping.is_set():
+            while self._running():
                 batch = []
                 for msg in await consumer.fetch(sub, self.batch_size, wait=0.5):
                     sequence = msg.metadata.sequence.stream
