@@ -135,15 +135,14 @@ def _open(scope: Scope) -> bool:
 
 
 def _presented_key(scope: Scope) -> bytes | None:
-    key = api_key = bearer = None
+    api_key = bearer = None
     for name, value in scope["headers"]:
         if name == b"x-api-key":
             api_key = value.strip()
         elif name == b"authorization":
             scheme, _, token = value.partition(b" ")
             bearer = token.strip() if scheme.lower() == b"bearer" else None
-    key = api_key or bearer
-    return key or None
+    return api_key or bearer or None
 
 
 def _client_host(scope: Scope) -> str:

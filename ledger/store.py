@@ -366,9 +366,11 @@ class EventStore:
             if not any(events.values()):
                 return None
             snapshot = Snapshot() if unit.reads.empty else (await load_snapshot(conn, org_id, unit.reads))[0]
-        refused: dict[int, errors.LedgerError] = {} if unit.atomic else {n: errors.BadRequest("this line recorded nothing when the batch was first "
-                                                               "carried out", code="not_recorded")
-                                          for n, recorded in events.items() if not recorded}
+        refused: dict[int, errors.LedgerError] = {}
+        if not unit.atomic:
+            refused = {n: errors.BadRequest("this line recorded nothing when the batch was first carried out",
+                                            code="not_recorded")
+                       for n, recorded in events.items() if not recorded}
         lines = [(n, recorded, snapshot) for n, recorded in events.items() if n not in refused]
         return _line_results(refused, lines, replayed=True)
 
@@ -384,9 +386,6 @@ class EventStore:
 
     async def created_at(self, org_id: int, stream: str) -> datetime | None:
         return await self._pool.fetchval(statements.READ_STREAM_CREATED_AT, org_id, stream)
-
-    # --- append ------------------------------------------------------------------------
-
 
 
 def _with_transfer_id(command, command_id: uuid.UUID | None):

@@ -71,10 +71,13 @@ class CheckpointWatch:
     async def wait(self, position: int, timeout: float) -> bool:
         """Whether every read model reaches `position` within `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        await self._wake_projectors()
+        woken = False
         while True:
             if self.reached >= position or await self._read_reached() >= position:
                 return True
+            if not woken:  # only a read that really waits nudges the projectors
+                await self._wake_projectors()
+                woken = True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -88,7 +91,7 @@ class CheckpointWatch:
         # payload: "name:position,name:position" for the checkpoints one batch moved.
         for pair in payload.split(","):
             name, _, position = pair.rpartition(":")
-            if name in self._positions or name in self._names:
+            if name in self._names:
                 self._positions[name] = max(self._positions.get(name, 0), int(position))
         self._moved.set()
         self._moved = asyncio.Event()
