@@ -108,6 +108,17 @@ def private_nats():
             nats_server.stop()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """The fast loop (`pytest -m "not slow"`) runs on every core with pytest-xdist: its
+    tests wait on servers as much as they compute, and every test has its own database.
+    Runs before xdist's own hook, which reads the option; `-n N` on the command line wins."""
+    fast_loop = config.option.markexpr.strip() == "not slow"
+    if fast_loop and config.pluginmanager.has_plugin("xdist") and config.option.numprocesses is None \
+            and not hasattr(config, "workerinput") and not config.option.collectonly:
+        config.option.numprocesses = "auto"
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_pycollect_makeitem(collector, name, obj):
     """In the fast loop (`pytest -m "not slow"`) a slow schemathesis test is not built at

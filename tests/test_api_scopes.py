@@ -95,12 +95,14 @@ def _declared_routes() -> list[tuple[str, str, str | None]]:
     from api.settings import ApiSettings
 
     app = create_app(ApiSettings(database_url="postgresql://unused"))
-    return [
+    # Sorted: the app's route order may differ between processes (pytest-xdist workers
+    # must collect the same tests).
+    return sorted(
         (method, route.path, handler.opt.get("scope"))
         for route in app.routes if route.path.startswith(V1)
         for handler in route.route_handlers
         for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"})
-    ]
+    )
 
 
 def _matches(template: str, path: str) -> bool:
