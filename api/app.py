@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar, Router
 from litestar.middleware import DefineMiddleware
-from litestar.types import ASGIApp
 
 from api import shared as shared_objects
 from api.auth import KeyCache, require_scope
@@ -92,14 +91,8 @@ def create_app(settings: ApiSettings) -> Litestar:
     return app
 
 
-def worker_app() -> ASGIApp:
-    """The app of an API worker process (`ledger serve --workers N`): granian's factory.
-
-    Behind a proxy the caller's address (rate limits per address, IP allow-lists) comes from
-    `X-Forwarded-For`, trusted only from the addresses in `FORWARDED_ALLOW_IPS` (as uvicorn
-    does when it serves one process)."""
-    from granian.utils.proxies import wrap_asgi_with_proxy_headers
-
+def worker_app() -> Litestar:
+    """The app of an API worker process (`ledger serve --workers N`): uvicorn's factory."""
     settings, log_format = handed_over()
     configure_logging(log_format)
-    return wrap_asgi_with_proxy_headers(create_app(settings), settings.forwarded_allow_ips)
+    return create_app(settings)

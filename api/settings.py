@@ -23,7 +23,6 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_size: int = 1_000_000  # bytes; a command body is a few hundred
     rate_limit: int = 6000  # requests per rate_limit_unit per key
     rate_limit_unit: str = "minute"
-    forwarded_allow_ips: str = "127.0.0.1"  # ledger/settings.py HttpSettings
     # Keep the read models current from inside this process: the projector and the
     # reservation expiry run in the API's lifespan, on its pool (ledger/roles.py decides
     # when: `ledger serve all --workers 1`; tests). Several API processes may all do so:
@@ -37,11 +36,11 @@ def api_settings(settings: Settings, database_url: str, nats_url: str | None, *,
     return ApiSettings(
         database_url=database_url, nats_url=nats_url, pool_max=settings.database.pool_max,
         rate_limit=settings.http.rate_limit, rate_limit_unit=settings.http.rate_limit_unit,
-        forwarded_allow_ips=settings.http.forwarded_allow_ips, run_projector=run_projector, webhooks=settings.webhooks(),
+        run_projector=run_projector, webhooks=settings.webhooks(),
     )
 
 
-# `ledger serve --workers N` (N > 1) serves the API from granian's worker processes. granian
+# `ledger serve --workers N` (N > 1) serves the API from uvicorn's worker processes. uvicorn
 # starts each one afresh (spawn) and builds its app from an import string (`api.app:
 # worker_app`), so nothing but the environment reaches it: the parent's settings travel as
 # one JSON variable, written and read only here, and each worker runs with exactly the

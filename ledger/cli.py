@@ -147,18 +147,12 @@ def _loops(settings: Settings, db_url: str, nats: str, loops: roles.Loops):
 
 
 def _serve_api_workers(settings: Settings, db_url: str, nats: str, plan: roles.Plan) -> None:
-    """Several API processes (granian's supervisor) and, beside them, one process for the
-    loops (projector, relay, webhook worker), which must not run once per API worker.
-
-    granian rather than uvicorn here: its HTTP layer is Rust, and measured side by side
-    (tests/bench/README.md) it serves 26% more commands per second on the same cores.
-    One API process (`--workers 1`) stays on uvicorn, which runs inside the process's own
-    event loop beside the projector (`_serve_api`)."""
+    """Several API processes (uvicorn's supervisor) and, beside them, one process for the
+    loops (projector, relay, webhook worker), which must not run once per API worker."""
     import multiprocessing
     import tempfile
 
-    from granian.constants import Interfaces
-    from granian.server import Server
+    import uvicorn
 
     from api.settings import api_settings, hand_over
 
@@ -172,12 +166,9 @@ def _serve_api_workers(settings: Settings, db_url: str, nats: str, plan: roles.P
         background.start()
     _banner(settings, db_url, nats, plan.api_workers)
     try:
-        # On SIGTERM/SIGINT the workers stop accepting and finish what they serve, for up
-        # to 30 s; a worker that dies is started again. api/request_pass.py writes one log
-        # line per request, so granian's access log stays off.
-        Server("api.app:worker_app", factory=True, address=settings.http.host, port=settings.http.port,
-               interface=Interfaces.ASGI, workers=plan.api_workers, log_level="warning",  # type: ignore[arg-type]  # granian's LogLevels takes the name
-               workers_kill_timeout=30, respawn_failed_workers=True).serve()
+        uvicorn.run("api.app:worker_app", factory=True, host=settings.http.host, port=settings.http.port,
+                    workers=plan.api_workers, log_level="warning", timeout_graceful_shutdown=30,
+                    access_log=False)  # api/request_pass.py writes one line per request
     finally:
         if background is not None:
             background.terminate()  # SIGTERM: it checkpoints and stops
@@ -213,8 +204,7 @@ async def _serve_api(settings: Settings, db_url: str, nats: str, *, run_projecto
     app = create_app(api_settings(settings, db_url, nats, run_projector=run_projector))
     _banner(settings, db_url, nats)
     host, port = settings.http.host, settings.http.port
-    server = GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                          forwarded_allow_ips=settings.http.forwarded_allow_ips))
+    server = GracefulServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     await server.serve()  # on SIGINT/SIGTERM: stops accepting, lets requests finish
 
 

@@ -32,7 +32,7 @@ class Loops:
 class Plan:
     """Where each loop of one `ledger serve` runs.
 
-    `api_workers`: 0, no API; 1, the API in this process; more, that many granian worker
+    `api_workers`: 0, no API; 1, the API in this process; more, that many uvicorn worker
     processes, each the API alone. `loops` run in this process, or, beside several API
     workers, in one process spawned for them (`loops_apart`).
     """

@@ -34,9 +34,6 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     rate_limit: int = 6000  # requests per rate_limit_unit per key (or per address without one)
     rate_limit_unit: str = "minute"
-    # Proxies whose X-Forwarded-For names the caller (rate limits per address, IP
-    # allow-lists): uvicorn's variable and default, kept for the granian workers too.
-    forwarded_allow_ips: str = "127.0.0.1"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,7 +64,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 host=env.get("LEDGER_HOST", "127.0.0.1"), port=int(env.get("LEDGER_PORT", "8000")),
                 rate_limit=int(env.get("LEDGER_RATE_LIMIT", "6000")),
                 rate_limit_unit=env.get("LEDGER_RATE_LIMIT_UNIT", "minute"),
-                forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
             ),
             webhook_variables={k: v for k, v in env.items() if k.startswith("LEDGER_WEBHOOK_")},
         )
