@@ -15,7 +15,7 @@ import csv
 import dataclasses
 import io
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, get_args
 
 import msgspec
 from litestar import Request, Response, post
@@ -148,11 +148,24 @@ def _parse(content_type: str, raw: bytes, atomic: bool | None) -> ParsedBatch:
     lines, faults = [], []
     for index, line in enumerate(request.lines):
         try:
-            lines.append(msgspec.convert(line, AnyBatchLine))
+            lines.append(_line(line))
         except msgspec.ValidationError as exc:
             faults.append({"index": index, "ref": _ref(line), "message": str(exc)})
     _refuse_faults(faults)
     return ParsedBatch(lines=lines, atomic=request.atomic, csv_lines=None)
+
+
+_LINE_TYPES = {line_type.__struct_config__.tag: line_type for line_type in get_args(AnyBatchLine)}
+
+
+def _line(fields: dict, *, strict: bool = True) -> AnyBatchLine:
+    """One line as the line type its `kind` names. Converting to the union itself would
+    give the same lines and messages, but msgspec analyses a union on every call (20 us a
+    line, a tenth of a batch's CPU) and a class once; the union is left for a line whose
+    kind names no type, to word the refusal."""
+    kind = fields.get("kind")
+    line_type = _LINE_TYPES.get(kind) if isinstance(kind, str) else None
+    return msgspec.convert(fields, line_type or AnyBatchLine, strict=strict)
 
 
 def _parse_csv(raw: bytes, atomic: bool) -> ParsedBatch:
@@ -188,7 +201,7 @@ def csv_lines(rows: list[tuple[int, dict]], atomic: bool) -> ParsedBatch:
             continue
         cells = {k: v for k, v in row.items() if v not in (None, "")}
         try:
-            lines.append(msgspec.convert(cells, AnyBatchLine, strict=False))
+            lines.append(_line(cells, strict=False))
             numbers.append(number)
         except msgspec.ValidationError as exc:
             faults.append({"index": index, "line": number, "ref": cells.get("ref"), "message": str(exc)})
