@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ledger.keys import create_key, ensure_organization
-from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
+from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_for_http
 
 pytestmark = pytest.mark.slow  # starts two API processes twice
 
@@ -28,15 +28,7 @@ async def _statuses(database_url, nats_url, pool, **env_extra: str) -> tuple[int
     try:
         org_id = await ensure_organization(pool, "acme")
         key = (await create_key(pool, org_id, ["inventory:read"], allowed_ips=["10.1.2.3/32"]))[0].key
-
-        async def up() -> bool:
-            try:
-                async with httpx.AsyncClient(timeout=1) as http:
-                    return (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_until(up, 30, "the API processes")
+        await wait_for_http(f"http://127.0.0.1:{port}")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=10) as http:
             direct = (await http.get("/api/v1/items")).status_code
             forwarded = (await http.get("/api/v1/items", headers={"X-Forwarded-For": "10.1.2.3"})).status_code

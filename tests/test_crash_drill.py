@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from ledger.keys import create_key, ensure_organization
-from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
+from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_for_http
 
 
 @pytest.mark.slow  # an API process started twice and 1.5 s of load
@@ -31,15 +31,7 @@ async def test_a_killed_api_loses_no_acknowledged_command(database_url, pool):
         org_id = await ensure_organization(pool, "acme")
         key = (await create_key(pool, org_id, ["inventory:read", "inventory:write", "inventory:transfer"]))[0].key
         base = f"http://127.0.0.1:{port}"
-
-        async def up() -> bool:
-            try:
-                async with httpx.AsyncClient(timeout=1) as http:
-                    return (await http.get(f"{base}/healthz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_until(up, 30, "the API")
+        await wait_for_http(base)
         async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=10) as http:
             a = (await http.post("/api/v1/locations", json={"location_name": "A"})).json()["data"]["id"]
             b = (await http.post("/api/v1/locations", json={"location_name": "B"})).json()["data"]["id"]
@@ -70,7 +62,7 @@ async def test_a_killed_api_loses_no_acknowledged_command(database_url, pool):
         assert len(acknowledged) > 50
 
         api.start()  # after the restart the ledger answers for every acknowledgement
-        await wait_until(up, 30, "the restarted API")
+        await wait_for_http(base)
         rows = {r["position"]: r for r in await pool.fetch("SELECT position, type, data FROM events")}
         for kind, position in acknowledged:
             assert position in rows, f"an acknowledged {kind} (position {position}) is missing"

@@ -35,7 +35,7 @@ from ledger.migrate import migrate_dsn
 from ledger.verify import verify_all
 from projections.verify import verify_read_models
 from tests.support.fixtures_servers import scratch_data_dir
-from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
+from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_for_http, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -149,15 +149,7 @@ async def _run(pg_dir: Path, url: str, nats_url: str, api: LedgerProcess) -> Non
 
     api.start()
     base = f"http://127.0.0.1:{api.env['LEDGER_PORT']}"
-
-    async def up() -> bool:
-        try:
-            async with httpx.AsyncClient(timeout=1) as http:
-                return (await http.get(f"{base}/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await wait_until(up, 60, "the service")
+    await wait_for_http(base, 60, "/readyz")
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=10) as http:
         location = (await http.post("/api/v1/locations", json={"location_name": "Main"})).json()["data"]["id"]
         items = [(await http.post("/api/v1/items", json={"part_number": f"R-{n}", "part_name": "r", "quantity_on_hand": INITIAL,

@@ -18,7 +18,7 @@ import pytest
 
 from ledger.keys import create_key, ensure_organization
 from tests.support.api_client import api_client, key_for
-from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_until
+from tests.support.processes import LedgerProcess, free_port, ledger_env, wait_for_http
 
 FAMILIES = ("items", "item", "stock", "transactions", "low_stock", "location", "job",
             "inventory_list", "inventory_stock", "inventory_transactions", "inventory_low_stock", "inventory_location")
@@ -103,15 +103,7 @@ async def two_api_processes(database_url, nats_url, pool):
     try:
         org_id = await ensure_organization(pool, "acme")
         key = (await create_key(pool, org_id, ["inventory:read", "inventory:write"]))[0].key
-
-        async def up() -> bool:
-            try:
-                async with httpx.AsyncClient(timeout=1) as http:
-                    return (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_until(up, 30, "the API processes")
+        await wait_for_http(f"http://127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}", key
     finally:
         for p in processes:

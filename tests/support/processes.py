@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import nats
 
 from ledger.embedded import nats_server_binary
@@ -126,3 +127,15 @@ async def wait_until(predicate, timeout: float, what: str) -> float:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.1)
     return time.monotonic() - started
+
+
+async def wait_for_http(base_url: str, timeout: float = 30, path: str = "/healthz") -> float:
+    """Wait until a started service answers `path` with 200; the seconds it took."""
+    async def up() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=1) as http:
+                return (await http.get(f"{base_url}{path}")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return await wait_until(up, timeout, f"{base_url}{path}")
