@@ -26,11 +26,12 @@ import msgspec
 from ledger import errors, statements
 from ledger.appender import StreamRaced, append, event_id, event_ids
 from ledger.commands import AnyCommand, CreateItem, CreateLocation, TransferStock
-from ledger.decide import decide, evolve_snapshot
+from ledger.decide import decide
 from ledger.footprint import Footprint, footprint, merged
 from ledger.group_commit import GroupCommit
 from ledger.hashing import GENESIS
 from ledger.records import envelopes
+from ledger.running import RunningState
 from ledger.snapshots import load_snapshot
 from ledger.state import Snapshot
 from schemas import EventEnvelope, EventMetadata, ItemAttributes, LedgerEvent, LocationAttributes, item_stream, stream_of
@@ -70,7 +71,8 @@ class _Unit:
     line_ids: Sequence[uuid.UUID | None]  # each command's id: its events' ids derive from it
     metadata: EventMetadata
     atomic: bool
-    reads: Footprint
+    reads: Footprint  # of all its commands together
+    line_reads: Sequence[Footprint | None]  # each command's own (None: a line refused before deciding)
     command_id: uuid.UUID | None  # the unit's own, to find its recording
     expected_version: int | None = None  # If-Match, of a single command
 
@@ -137,7 +139,7 @@ class EventStore:
         if expected_version is not None and reads.target_stream is None:
             raise errors.ValidationFailed("If-Match applies only to commands on a single item or location")
         unit = _Unit(commands=[command], line_ids=[command_id], metadata=metadata or EventMetadata(), atomic=True,
-                     reads=reads, command_id=command_id, expected_version=expected_version)
+                     reads=reads, line_reads=[reads], command_id=command_id, expected_version=expected_version)
         [line] = await self._run(org_id, unit)
         if line.result is None:  # a line is recorded (its result) or refused (its error)
             raise line.error or errors.LedgerError()
@@ -165,9 +167,10 @@ class EventStore:
         """
         line_ids = [uuid.uuid5(command_id, f"line-{n}") if command_id else None for n in range(len(commands))]
         commands = [_with_transfer_id(c, line_id) for c, line_id in zip(commands, line_ids, strict=True)]
-        reads = merged([footprint(c) for c in commands if not isinstance(c, errors.LedgerError)])
+        line_reads = [None if isinstance(c, errors.LedgerError) else footprint(c) for c in commands]
+        reads = merged([r for r in line_reads if r is not None])
         unit = _Unit(commands=commands, line_ids=line_ids, metadata=metadata or EventMetadata(), atomic=atomic,
-                     reads=reads, command_id=command_id)
+                     reads=reads, line_reads=line_reads, command_id=command_id)
         return await self._run(org_id, unit)
 
     async def _run(self, org_id: int, unit: _Unit) -> list[LineResult]:
@@ -244,20 +247,22 @@ class EventStore:
         """Decide every unit's commands in order on the running snapshot, and append what was
         accepted in one call. An atomic unit with a refused command contributes nothing."""
         snapshot, heads = (Snapshot(), {}) if reads.empty else await load_snapshot(conn, org_id, reads)
-        running = snapshot
+        running = RunningState(snapshot)
         written: dict[str, int] = {}  # events per stream decided so far (If-Match counts them)
         plans: list[tuple[dict[int, errors.LedgerError], list[tuple[int, list[LedgerEvent], Snapshot]]]] = []
         events, ids, metadata = [], [], []
         for unit in units:
-            refused, decided, unit_running = {}, [], running
+            refused, decided = {}, []
+            running.begin_unit()
             for n, command in enumerate(unit.commands):
                 if isinstance(command, errors.LedgerError):  # refused before any deciding
                     refused[n] = command
                     continue
+                view = running.view(unit.line_reads[n] or Footprint())  # None only for a refused line
                 refusal = _version_refusal(unit, heads, written)
                 if refusal is None:
                     try:
-                        decided_events = decide(unit_running, command)
+                        decided_events = decide(view, command)
                         if len(decided_events) > MAX_EVENTS_PER_COMMAND:
                             raise errors.ValidationFailed(f"a command may record at most {MAX_EVENTS_PER_COMMAND} events")
                     except errors.LedgerError as exc:
@@ -265,12 +270,12 @@ class EventStore:
                 if refusal is not None:
                     refused[n] = refusal
                     continue
-                for event in decided_events:
-                    unit_running = evolve_snapshot(unit_running, event)
-                decided.append((n, decided_events, unit_running))
-            if unit.atomic and refused:  # records nothing: every command leaves the snapshot as it was
-                decided = [(n, [], running) for n, _, _ in decided]
-            running = unit_running if not (unit.atomic and refused) else running
+                decided.append((n, decided_events, running.apply(view, decided_events)))
+            if unit.atomic and refused:  # records nothing: every command leaves the state as it was
+                running.undo_unit()
+                decided = [(n, [], running.view(unit.line_reads[n] or Footprint())) for n, _, _ in decided]
+            else:
+                running.end_unit()
             for n, unit_events, _ in decided:
                 events.extend(unit_events)
                 ids.extend(event_ids(unit.line_ids[n], len(unit_events)))
@@ -286,7 +291,7 @@ class EventStore:
             return [found[i] if i in found else next(again) for i in range(len(units))]
         if locked is not None and not (writes := {stream_of(e) for e in events}) <= locked:
             raise StreamRaced(writes)  # a job took a hold on another item since we looked: lock again
-        appended = await append(conn, org_id, snapshot, running, heads, events, metadata, ids) if events else []
+        appended = await append(conn, org_id, snapshot, running.snapshot(), heads, events, metadata, ids) if events else []
         results, at = [], 0
         for unit, (refused, decided) in zip(units, plans, strict=True):
             lines = []
