@@ -30,7 +30,7 @@ from api.errors import BatchTooLarge, InsufficientScope
 from api.metrics import count_command
 from api.responses import recorded
 from api.routes.jobs import job_result
-from api.routes.stock import level_result
+from api.routes.stock import adjust_result, count_result, level_result
 from api.routes.transfers import transfer_result
 from ledger import errors
 from ledger.commands import (
@@ -46,12 +46,10 @@ from ledger.commands import (
     TransferStock,
 )
 from ledger.store import CommandResult, EventStore, LineResult
-from schemas import StockAdjusted
 from schemas.api import (
     MAX_BATCH_LINES,
     AddLine,
     AdjustLine,
-    AdjustResult,
     AnyBatchLine,
     BatchLineResult,
     BatchRequest,
@@ -59,7 +57,6 @@ from schemas.api import (
     CommandEnvelope,
     CompleteLine,
     CountLine,
-    CountResult,
     ReleaseLine,
     RemoveLine,
     ReserveLine,
@@ -348,12 +345,9 @@ def _answer(command: AnyCommand, result: CommandResult) -> msgspec.Struct:
         case AddStock() | RemoveStock():
             return level_result(result, command.item_id, command.location_id)
         case AdjustStock():
-            return AdjustResult(new_quantity=result.snapshot.item(command.item_id).level(command.location_id).quantity)
+            return adjust_result(result, command.item_id, command.location_id)
         case SetCountedQuantity():
-            change = 0 if result.replayed else sum(e.data.quantity for e in result.events if isinstance(e.data, StockAdjusted))
-            quantity = result.snapshot.item(command.item_id).level(command.location_id).quantity
-            return CountResult(item_id=command.item_id, location_id=command.location_id,
-                               previous_quantity=quantity - change, quantity=quantity, change=change)
+            return count_result(result, command.item_id, command.location_id)
         case TransferStock():
             return transfer_result(result, command)
         case ReserveStock() | ReleaseStock() | CompleteJob():

@@ -10,6 +10,7 @@ from api.responses import recorded
 from api.routes.params import ItemId, LocationId
 from ledger.commands import AddStock, AdjustStock, RemoveStock, SetCountedQuantity
 from ledger.store import CommandResult, EventStore
+from schemas import StockAdjusted
 from schemas.api import (
     AdjustResult,
     CommandEnvelope,
@@ -31,10 +32,22 @@ def level_result(result: CommandResult, item_id: int, location_id: int) -> Stock
     )
 
 
+def adjust_result(result: CommandResult, item_id: int, location_id: int) -> AdjustResult:
+    return AdjustResult(new_quantity=result.snapshot.item(item_id).level(location_id).quantity)
+
+
+def count_result(result: CommandResult, item_id: int, location_id: int) -> CountResult:
+    """A count's answer: the quantity before and after, and the Adjust's difference."""
+    change = 0 if result.replayed else sum(e.data.quantity for e in result.events if isinstance(e.data, StockAdjusted))
+    quantity = result.snapshot.item(item_id).level(location_id).quantity
+    return CountResult(item_id=item_id, location_id=location_id, previous_quantity=quantity - change,
+                       quantity=quantity, change=change)
+
+
 async def adjust_stock(request: Request, store: EventStore, item_id: int, data: StockAdjustment) -> tuple[AdjustResult, int]:
     command = AdjustStock(item_id=item_id, location_id=data.location_id, quantity=data.quantity, reason=data.reason)
     result = await command_requests.execute(request, store, command)
-    return AdjustResult(new_quantity=result.snapshot.item(item_id).level(data.location_id).quantity), result.position
+    return adjust_result(result, item_id, data.location_id), result.position
 
 
 class StockController(Controller):
@@ -71,10 +84,4 @@ class StockController(Controller):
             expected_quantity=data.expected_quantity,
         )
         result = await command_requests.execute(request, store, command)
-        change = sum(e.data.quantity for e in result.events) if not result.replayed else 0  # type: ignore[misc, union-attr]  # a stock command records stock events only
-        quantity = result.snapshot.item(item_id).level(location_id).quantity
-        body = CountResult(
-            item_id=item_id, location_id=location_id, previous_quantity=quantity - change,
-            quantity=quantity, change=change,
-        )
-        return recorded(request, body, result.position, message="Stock counted")
+        return recorded(request, count_result(result, item_id, location_id), result.position, message="Stock counted")
