@@ -81,8 +81,8 @@ class RequestPass:
         finally:
             elapsed = time.perf_counter() - started
             # The route's template, not the path: ids in paths would make a label per item.
-            observe_request(scope["method"], scope.get("path_template") or "unmatched", status, elapsed)  # type: ignore[typeddict-item]  # HTTP only; the key cache is set while serving
-            log.info("request", method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 2))  # type: ignore[typeddict-item]  # HTTP only; the key cache is set while serving
+            observe_request(scope["method"], scope.get("path_template") or "unmatched", status, elapsed)  # type: ignore[typeddict-item]  # an HTTP scope (ASGI's Scope type is a union of kinds)
+            log.info("request", method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 2))  # type: ignore[typeddict-item]  # an HTTP scope (ASGI's Scope type is a union of kinds)
             structlog.contextvars.clear_contextvars()
 
     async def _count(self, scope: Scope, key: bytes | None) -> list[tuple[bytes, bytes]]:
@@ -102,7 +102,7 @@ class RequestPass:
         if not key or len(key) > MAX_KEY_LENGTH:
             raise Unauthorized()
         shared = of_scope(scope)
-        api_key = await shared.key_cache.lookup(shared.pool, key.decode("latin-1"))  # type: ignore[union-attr]  # HTTP only; the key cache is set while serving
+        api_key = await shared.key_cache.lookup(shared.pool, key.decode("latin-1"))  # type: ignore[union-attr]  # the key cache is set while serving
         if api_key is None:
             raise Unauthorized()
         structlog.contextvars.bind_contextvars(org_id=api_key.org_id, key_id=api_key.key_id)
@@ -130,7 +130,7 @@ async def add_request_id(message: Message, scope: Scope) -> None:
 
 def _open(scope: Scope) -> bool:
     """Routes that need no key: health, metrics, the OpenAPI document, CORS preflights."""
-    return (scope["method"] == "OPTIONS" or scope["path"].startswith(UNAUTHENTICATED_PATHS)  # type: ignore[typeddict-item]  # HTTP only; the key cache is set while serving
+    return (scope["method"] == "OPTIONS" or scope["path"].startswith(UNAUTHENTICATED_PATHS)  # type: ignore[typeddict-item]  # an HTTP scope (ASGI's Scope type is a union of kinds)
             or bool(scope["route_handler"].opt.get("exclude_from_auth")))
 
 

@@ -122,15 +122,15 @@ class InventoryController(Controller):
                 raise errors.NotFound(f"item {id} does not exist")
             if type is not None and type not in STOCK_TRANSACTION_TYPES:
                 raise errors.ValidationFailed(f"type must be one of {', '.join(STOCK_TRANSACTION_TYPES)}")
-            rows, total = await queries.item_transactions(pool, org_id, id, type=type, page=page, per_page=per_page)  # type: ignore[assignment]  # HTTP only; a name reused per branch
+            rows, total = await queries.item_transactions(pool, org_id, id, type=type, page=page, per_page=per_page)  # type: ignore[assignment]  # a name reused across branches with another type
             return Response(_envelope(request, rows, item_id=id, pagination=_pagination(page, per_page, total)))
         if sub == "locations" and location_id is not None:
-            found = await queries.get_location(pool, org_id, location_id)  # type: ignore[assignment]  # HTTP only; a name reused per branch
+            found = await queries.get_location(pool, org_id, location_id)  # type: ignore[assignment]  # a name reused across branches with another type
             if found is None:
                 raise errors.NotFound(f"location {location_id} does not exist")
-            return Response(_envelope(request, LocationDetail(location=found[0], stock_summary=found[1])))  # type: ignore[arg-type]  # HTTP only; a name reused per branch
+            return Response(_envelope(request, LocationDetail(location=found[0], stock_summary=found[1])))  # type: ignore[arg-type]  # a name reused across branches with another type
         if sub == "locations":
-            rows, total = await queries.list_locations(  # type: ignore[assignment]  # HTTP only; a name reused per branch
+            rows, total = await queries.list_locations(  # type: ignore[assignment]  # a name reused across branches with another type
                 pool, org_id, type=type, active_only=active_only, page=page, per_page=per_page
             )
             return Response(_envelope(request, rows, pagination=_pagination(page, per_page, total)))
@@ -152,7 +152,7 @@ class InventoryController(Controller):
             return _command(request, body, position, message="Stock adjusted")
         if sub == "transfer":
             data = await _body(request, TransferRequest, quantity_code="invalid_quantity")
-            body, position = await transfer_stock(request, store, data)  # type: ignore[assignment]  # HTTP only; a name reused per branch
+            body, position = await transfer_stock(request, store, data)  # type: ignore[assignment]  # a name reused across branches with another type
             return _command(request, body, position, message="Stock transferred")
         raise _unknown(sub)
 
