@@ -5,11 +5,9 @@ test_read_your_writes.py); test_roles.py says which loops run where."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from consumers.webhooks import WebhookSettings
 from ledger.roles import Loops, running
+from tests.support.processes import wait_until
 from tests.support.world import make_location
 
 EVERY_LOOP = Loops(projector=True, relay=True, webhooks=True)
@@ -27,10 +25,7 @@ async def test_every_loop_of_a_process_runs_until_its_block_ends(store, org_id, 
     async with running(EVERY_LOOP, database_url, private_nats.url, webhook_settings=WebhookSettings(allow_private=True)):
         await make_location(store, org_id)
         position = await pool.fetchval("SELECT max(position) FROM events")
-        deadline = time.monotonic() + 15
-        while not await _every_loop_at(pool, position):
-            assert time.monotonic() < deadline, "a loop did not reach the ledger's head"
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: _every_loop_at(pool, position), 15, "every loop to reach the ledger's head")
     # Each loop stopped: none holds its lock (projections, relay, emitter, expiry) any more.
     held = await pool.fetchval("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
                                " WHERE l.locktype = 'advisory' AND d.datname = current_database()")
