@@ -36,7 +36,6 @@ from ledger import roles
 from ledger.db import create_pool
 from ledger.logs import configure_logging
 from ledger.store import EventStore
-from ledger.writer import WriterLink
 from projections.watch import CheckpointWatch
 
 
@@ -47,8 +46,7 @@ def create_app(settings: ApiSettings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, min_size=settings.pool_min, max_size=settings.pool_max,
                                  timeout=settings.db_timeout)
-        writer = WriterLink(settings.writer_socket) if settings.writer_socket else None
-        shared.pool, shared.store, shared.key_cache = pool, EventStore(pool, writer=writer), KeyCache()
+        shared.pool, shared.store, shared.key_cache = pool, EventStore(pool), KeyCache()
         shared.checkpoints = CheckpointWatch(pool, settings.database_url)
         shared.checkpoints.start()
         shared.reads = Reads(pool, shared.checkpoints)
@@ -62,8 +60,6 @@ def create_app(settings: ApiSettings) -> Litestar:
             if shared.nats:
                 await shared.nats.close()
             await shared.checkpoints.stop()
-            if writer is not None:
-                await writer.close()
             await pool.close()
 
     api = Router(

@@ -29,18 +29,14 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     # one owns each projection at a time, the others stand by.
     run_projector: bool = False
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)  # the webhook routes' checks
-    # The writer process's socket (ledger/writer.py): commands are recorded there while it
-    # answers. `ledger serve --workers N` (N > 1) starts the writer and sets it.
-    writer_socket: str | None = None
 
 
-def api_settings(settings: Settings, database_url: str, nats_url: str | None, *, run_projector: bool,
-                 writer_socket: str | None = None) -> ApiSettings:
+def api_settings(settings: Settings, database_url: str, nats_url: str | None, *, run_projector: bool) -> ApiSettings:
     """The API's part of the process's settings, on the servers found or started."""
     return ApiSettings(
         database_url=database_url, nats_url=nats_url, pool_max=settings.database.pool_max,
         rate_limit=settings.http.rate_limit, rate_limit_unit=settings.http.rate_limit_unit,
-        run_projector=run_projector, webhooks=settings.webhooks(), writer_socket=writer_socket,
+        run_projector=run_projector, webhooks=settings.webhooks(),
     )
 
 

@@ -103,10 +103,8 @@ def migrate(settings: Settings) -> None:
 @click.argument("role", default="all", type=click.Choice(ROLES))
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="API worker processes (default: one per CPU core).")
-@click.option("--writer/--no-writer", default=True, show_default=True,
-              help="With several API workers, decide and append their commands in one writer process.")
 @click.pass_obj
-def serve(settings: Settings, role: str, workers: int | None, writer: bool) -> None:
+def serve(settings: Settings, role: str, workers: int | None) -> None:
     """Run the service until Ctrl-C or SIGTERM: every role, or one of them.
 
     Any number of each role may run against the same database and NATS; projections
@@ -117,7 +115,7 @@ def serve(settings: Settings, role: str, workers: int | None, writer: bool) -> N
     with database_url(settings) as db_url, nats_url(settings) as nats:
         asyncio.run(_migrate(db_url))
         if plan.loops_apart:
-            _serve_api_workers(settings, db_url, nats, plan, writer=writer)
+            _serve_api_workers(settings, db_url, nats, plan)
         else:
             asyncio.run(_serve(settings, db_url, nats, plan))
 
@@ -148,12 +146,10 @@ def _loops(settings: Settings, db_url: str, nats: str, loops: roles.Loops):
                          webhook_settings=settings.webhooks() if loops.webhooks else None)
 
 
-def _serve_api_workers(settings: Settings, db_url: str, nats: str, plan: roles.Plan, *, writer: bool) -> None:
+def _serve_api_workers(settings: Settings, db_url: str, nats: str, plan: roles.Plan) -> None:
     """Several API processes (uvicorn's supervisor) and, beside them, one process for the
-    loops (projector, relay, webhook worker), which must not run once per API worker, and
-    one writer process (ledger/writer.py) that records the commands of every worker."""
+    loops (projector, relay, webhook worker), which must not run once per API worker."""
     import multiprocessing
-    import shutil
     import tempfile
 
     import uvicorn
@@ -161,87 +157,22 @@ def _serve_api_workers(settings: Settings, db_url: str, nats: str, plan: roles.P
     from api.settings import api_settings, hand_over
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ledger-metrics-")  # read by prometheus-client
-    # mkdtemp's directory is the service user's alone (0700): so is the socket in it.
-    writer_socket = os.path.join(tempfile.mkdtemp(prefix="ledger-writer-"), "writer.sock") if writer else None
-    hand_over(api_settings(settings, db_url, nats, run_projector=plan.api_projector, writer_socket=writer_socket),
-              settings.log_format)
-    spawn = multiprocessing.get_context("spawn")
+    hand_over(api_settings(settings, db_url, nats, run_projector=plan.api_projector), settings.log_format)
     background = None
     if plan.loops.names():
-        background = spawn.Process(
+        background = multiprocessing.get_context("spawn").Process(
             target=_background_process, args=(settings, db_url, nats, plan.loops), name="ledger-workers"
         )
         background.start()
-    writer_process = None
-    if writer_socket:
-        writer_process = _Supervised(lambda: spawn.Process(
-            target=_writer_process, args=(settings, db_url, writer_socket), name="ledger-writer"))
     _banner(settings, db_url, nats, plan.api_workers)
     try:
         uvicorn.run("api.app:worker_app", factory=True, host=settings.http.host, port=settings.http.port,
                     workers=plan.api_workers, log_level="warning", timeout_graceful_shutdown=30,
                     access_log=False)  # api/request_pass.py writes one line per request
     finally:
-        if writer_process is not None:
-            writer_process.stop()  # after the API workers: it answers their last commands
-        if writer_socket:
-            shutil.rmtree(os.path.dirname(writer_socket), ignore_errors=True)
         if background is not None:
             background.terminate()  # SIGTERM: it checkpoints and stops
             background.join(60)
-
-
-class _Supervised:
-    """A child process started again whenever it dies, until `stop` (the writer: while it
-    is gone, the API workers record their commands themselves)."""
-
-    def __init__(self, make):
-        import threading
-
-        self._make, self._stopping = make, threading.Event()
-        self._process = make()
-        self._process.start()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name=f"watch {self._process.name}")
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stopping.is_set():
-            self._process.join(0.5)
-            if self._process.exitcode is not None and not self._stopping.is_set():
-                click.echo(f"ledger: {self._process.name} exited ({self._process.exitcode}); starting it again",
-                           err=True)
-                self._process = self._make()
-                self._process.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-        self._process.terminate()
-        self._process.join(30)
-
-
-def _writer_process(settings: Settings, db_url: str, socket_path: str) -> None:
-    from ledger.logs import configure_logging
-
-    configure_logging(settings.log_format)
-    asyncio.run(_serve_writer(settings, db_url, socket_path))
-
-
-async def _serve_writer(settings: Settings, db_url: str, socket_path: str) -> None:
-    import structlog
-
-    from ledger import writer
-    from ledger.db import create_pool
-    from ledger.store import EventStore
-
-    pool = await create_pool(db_url, max_size=settings.database.pool_max)
-    try:
-        server = await writer.serve(EventStore(pool), socket_path)
-        structlog.get_logger("ledger.writer").info("writer.listening", pid=os.getpid(), socket=socket_path)
-        async with server:
-            await _until_stopped()
-    finally:
-        await pool.close()
 
 
 def _background_process(settings: Settings, db_url: str, nats: str, loops: roles.Loops) -> None:

@@ -1,8 +1,7 @@
 """The event store's command loop: decide on the current state, record, all or nothing.
 
 `execute` (one command) and `execute_batch` (many, atomic or line by line) hand a unit
-of work to the host's writer process (ledger/writer.py) when there is one, or else to
-this process's group commit (ledger/group_commit.py), which records the units
+of work to the process's group commit (ledger/group_commit.py), which records the units
 that arrived while the previous append was in flight together. A group costs two round
 trips: one statement loads the snapshot of the write model it needs (ledger/snapshots.py),
 one call records its events with the new stream heads and write-model rows
@@ -20,7 +19,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
@@ -37,9 +35,6 @@ from ledger.running import RunningState
 from ledger.snapshots import load_snapshot
 from ledger.state import Snapshot
 from schemas import EventEnvelope, EventMetadata, ItemAttributes, LedgerEvent, LocationAttributes, item_stream, stream_of
-
-if TYPE_CHECKING:
-    from ledger.writer import WriterLink
 
 # A stream that lost a race to another process is decided under its row lock this long.
 HOT_SECONDS = 2.0
@@ -68,10 +63,9 @@ class LineResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class Unit:
+class _Unit:
     """What one caller asked for: a command (`execute`), or a batch of them, atomic or
-    line by line (`execute_batch`). A group commit records several units at once; the
-    writer (ledger/writer.py) carries them from the API workers to its process."""
+    line by line (`execute_batch`). A group commit records several units at once."""
 
     commands: Sequence[AnyCommand | errors.LedgerError]
     line_ids: Sequence[uuid.UUID | None]  # each command's id: its events' ids derive from it
@@ -83,7 +77,7 @@ class Unit:
     expected_version: int | None = None  # If-Match, of a single command
 
 
-def _version_refusal(unit: Unit, heads: dict[str, tuple[int, str]], written: dict[str, int]) -> errors.LedgerError | None:
+def _version_refusal(unit: _Unit, heads: dict[str, tuple[int, str]], written: dict[str, int]) -> errors.LedgerError | None:
     """A single command's If-Match against its stream as the commands before it leave it."""
     stream = unit.reads.target_stream
     if unit.expected_version is None or stream is None:  # execute() refuses If-Match without one stream
@@ -96,11 +90,9 @@ def _version_refusal(unit: Unit, heads: dict[str, tuple[int, str]], written: dic
 
 
 class EventStore:
-    def __init__(self, pool: asyncpg.Pool | asyncpg.Connection, *, writer: WriterLink | None = None):
-        """`writer`: record units in the host's writer process while it can be reached."""
+    def __init__(self, pool: asyncpg.Pool | asyncpg.Connection):
         self._pool = pool
-        self._writer = writer
-        self._groups: GroupCommit[Unit, list[LineResult]] = GroupCommit(self._record_group)
+        self._groups: GroupCommit[_Unit, list[LineResult]] = GroupCommit(self._record_group)
         self.lost_races = 0  # first attempts another writer beat to a stream (then retried under locks)
         self._hot: dict[tuple[int, str], float] = {}  # (org, stream) -> until when it is decided under its lock
 
@@ -146,7 +138,7 @@ class EventStore:
         reads = footprint(command)
         if expected_version is not None and reads.target_stream is None:
             raise errors.ValidationFailed("If-Match applies only to commands on a single item or location")
-        unit = Unit(commands=[command], line_ids=[command_id], metadata=metadata or EventMetadata(), atomic=True,
+        unit = _Unit(commands=[command], line_ids=[command_id], metadata=metadata or EventMetadata(), atomic=True,
                      reads=reads, line_reads=[reads], command_id=command_id, expected_version=expected_version)
         [line] = await self._run(org_id, unit)
         if line.result is None:  # a line is recorded (its result) or refused (its error)
@@ -177,17 +169,11 @@ class EventStore:
         commands = [_with_transfer_id(c, line_id) for c, line_id in zip(commands, line_ids, strict=True)]
         line_reads = [None if isinstance(c, errors.LedgerError) else footprint(c) for c in commands]
         reads = merged([r for r in line_reads if r is not None])
-        unit = Unit(commands=commands, line_ids=line_ids, metadata=metadata or EventMetadata(), atomic=atomic,
+        unit = _Unit(commands=commands, line_ids=line_ids, metadata=metadata or EventMetadata(), atomic=atomic,
                      reads=reads, line_reads=line_reads, command_id=command_id)
         return await self._run(org_id, unit)
 
-    async def _run(self, org_id: int, unit: Unit) -> list[LineResult]:
-        if self._writer is not None and (lines := await self._writer.submit(org_id, unit)) is not None:
-            return lines
-        return await self.submit(org_id, unit)
-
-    async def submit(self, org_id: int, unit: Unit) -> list[LineResult]:
-        """Record `unit` with this process's group commit (the writer's way in)."""
+    async def _run(self, org_id: int, unit: _Unit) -> list[LineResult]:
         # A unit recorded before under its command id is not looked for up front (a round
         # trip per keyed command): deciding it again either appends events whose derived
         # ids collide with the recording's (DuplicateEvent: `_record_distinct` then answers
@@ -195,7 +181,7 @@ class EventStore:
         # checks against the ledger before answering.
         return await self._groups.submit(org_id, unit)
 
-    async def _record_group(self, org_id: int, units: Sequence[Unit]) -> list[list[LineResult] | Exception]:
+    async def _record_group(self, org_id: int, units: Sequence[_Unit]) -> list[list[LineResult] | Exception]:
         """Record a group; a unit whose command id an earlier unit of the group carries
         (the same request sent twice at once) is answered with that unit's recording."""
         first: dict[uuid.UUID, int] = {}
@@ -207,7 +193,7 @@ class EventStore:
             results.append(next(answers) if same.get(i, i) == i else _as_replayed(results[same[i]]))
         return results
 
-    async def _record_distinct(self, org_id: int, units: Sequence[Unit]) -> Sequence[list[LineResult] | Exception]:
+    async def _record_distinct(self, org_id: int, units: Sequence[_Unit]) -> Sequence[list[LineResult] | Exception]:
         """Record a group of units (group_commit.py): one optimistic attempt; after a lost
         race, attempts under the row locks of the streams it writes. When the append itself
         is refused (a duplicate part number, a command recorded meanwhile by another
@@ -256,7 +242,7 @@ class EventStore:
             self._hot[(org_id, stream)] = now + HOT_SECONDS
 
     async def _decide_and_append(
-        self, conn, org_id: int, units: Sequence[Unit], reads: Footprint, locked: set[str] | None = None
+        self, conn, org_id: int, units: Sequence[_Unit], reads: Footprint, locked: set[str] | None = None
     ) -> list[list[LineResult]]:
         """Decide every unit's commands in order on the running snapshot, and append what was
         accepted in one call. An atomic unit with a refused command contributes nothing."""
@@ -321,7 +307,7 @@ class EventStore:
                     results[-1] = [dataclasses.replace(line, result=msgspec.structs.replace(line.result, position=position))]
         return results
 
-    async def _recorded_meanwhile(self, conn, org_id: int, units: Sequence[Unit], plans) -> dict[int, list[LineResult]]:
+    async def _recorded_meanwhile(self, conn, org_id: int, units: Sequence[_Unit], plans) -> dict[int, list[LineResult]]:
         """Units with a command id whose decision refused a command or found nothing to do,
         that a call with the same command id recorded since their first look: this
         decision then ran on the state that recording left (deciding again would refuse
@@ -354,7 +340,7 @@ class EventStore:
         await conn.execute(statements.LOCK_STREAMS, org_id, sorted(streams))
         return streams
 
-    async def _recorded(self, org_id: int, unit: Unit, conn=None) -> list[LineResult] | None:
+    async def _recorded(self, org_id: int, unit: _Unit, conn=None) -> list[LineResult] | None:
         """The results of a unit recorded earlier under the same command id, if it was.
 
         A unit is recorded in one transaction, so one event of any of its commands means

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import tempfile
 import uuid
 from collections import Counter, defaultdict
 
@@ -21,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import errors, writer
+from ledger import errors
 from ledger.commands import (
     AddStock,
     AdjustStock,
@@ -630,8 +628,7 @@ class Run:
         return await write_model_of(pool, self.org_id, self.names)
 
 
-async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counter, grouping: EventStore) -> None:
-    """`grouping`: the store whose group commit records `store`'s units (itself, or the writer's)."""
+async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counter) -> None:
     one_by_one, line_by_line, atomic, accepted_only, grouped = [await Run.new(pool, store, specs) for _ in range(5)]
     world = await atomic.ledger(pool), await atomic.write_model(pool)
 
@@ -649,13 +646,13 @@ async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counte
 
     # (e) grouped: every command sent at once. The store's group commit records them
     # together, in arrival order, each decided on the state the ones before it leave.
-    groups_before = grouping._groups.groups
+    groups_before = store._groups.groups
     together = await asyncio.gather(*(store.execute(grouped.org_id, c) for c in grouped.commands),
                                     return_exceptions=True)
     assert {n: o.code for n, o in enumerate(together) if isinstance(o, errors.LedgerError)} == refused
     assert not [o for o in together if isinstance(o, Exception) and not isinstance(o, errors.LedgerError)]
     if len(specs) > 1:
-        assert grouping._groups.groups - groups_before < len(specs)  # they really were grouped
+        assert store._groups.groups - groups_before < len(specs)  # they really were grouped
     for n, outcome in enumerate(together):
         if n not in refused:
             assert [grouped.names.envelope(e) for e in outcome.events] == [
@@ -713,39 +710,27 @@ async def equivalence(pool, store: EventStore, specs: list[tuple], tally: Counte
     assert await read_models_of(pool, atomic.org_id, atomic.names) == (projected if not refused else nothing)
 
 
-def check_equivalence(database_url: str, max_examples: int, *, writer_dir: str | None = None) -> Counter:
-    """Run the property on its own event loop (hypothesis examples are synchronous); with
-    `writer_dir`, every command goes through a writer (ledger/writer.py) serving there."""
+def check_equivalence(database_url: str, max_examples: int) -> Counter:
+    """Run the property on its own event loop (hypothesis examples are synchronous)."""
     tally: Counter = Counter()
     with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
         pool = runner.run(create_pool(database_url, min_size=1, max_size=4))
-        store = grouping = EventStore(pool)
+        store = EventStore(pool)
         projector = Projector(pool, database_url, read_models(), idle_poll=0.01)
 
         async def start() -> None:
             projector.start()  # runs whenever the runner's loop runs: during each example
 
         runner.run(start())
-        server = link = None
-        if writer_dir is not None:
-            path = os.path.join(writer_dir, "writer.sock")
-            server = runner.run(writer.serve(grouping, path))
-            link = writer.WriterLink(path)
-            store = EventStore(pool, writer=link)
         try:
             @settings(max_examples=max_examples, deadline=None, database=None,
                       suppress_health_check=[HealthCheck.too_slow])
             @given(specs=SEQUENCES)
             def example(specs):
-                runner.run(equivalence(pool, store, specs, tally, grouping))
+                runner.run(equivalence(pool, store, specs, tally))
 
             example()
-            if link is not None:
-                assert store._groups.units == 0  # every unit went through the writer
         finally:
-            if link is not None and server is not None:
-                runner.run(link.close())
-                server.close()
             runner.run(projector.stop())
             runner.run(pool.close())
     print("\n".join(f"{n:6d}  {outcome}" for outcome, n in sorted(tally.items())))
@@ -754,11 +739,6 @@ def check_equivalence(database_url: str, max_examples: int, *, writer_dir: str |
 
 def test_a_few_command_sequences_record_the_same_one_by_one_and_as_batches(database_url):
     check_equivalence(database_url, max_examples=6)
-
-
-def test_a_few_command_sequences_record_the_same_through_the_writer_process(database_url):
-    with tempfile.TemporaryDirectory(prefix="ledger-writer-") as writer_dir:
-        check_equivalence(database_url, max_examples=6, writer_dir=writer_dir)
 
 
 @pytest.mark.slow

@@ -287,7 +287,6 @@ class Config:
     clients: int
     client_procs: int
     workers: int
-    writer: bool
     items: int
     peer_threads: int
     lag_seconds: float
@@ -433,8 +432,7 @@ class Bench:
 
         self.api_port = free_port()
         # Rate limits stay in the path (the middleware runs) but never refuse the bench.
-        writer = [] if self.cfg.writer else ["--no-writer"]
-        self.api = self.ledger_process("api", ["serve", "api", "--workers", str(self.cfg.workers), *writer], "svc",
+        self.api = self.ledger_process("api", ["serve", "api", "--workers", str(self.cfg.workers)], "svc",
                                        LEDGER_PORT=str(self.api_port), LEDGER_RATE_LIMIT="1000000000")
 
     async def wait_http(self, port: int, timeout: float = 120) -> None:
@@ -1219,8 +1217,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--client-procs", type=int,
                         help="load-generator processes (and pgbench threads) sharing those connections (default 2; quick 1)")
     parser.add_argument("--workers", type=int, help="API worker processes (default: one per core; quick 1)")
-    parser.add_argument("--no-writer", dest="writer", action="store_false",
-                        help="API workers record their commands themselves (ledger serve --no-writer)")
     parser.add_argument("--items", type=int, help="items seeded for the many-items workloads (default 2000; quick 30)")
     parser.add_argument("--batch-lines", help="lines per request of the batch rows, comma-separated (default 10,100)")
     parser.add_argument("--peer-threads", type=int, default=8, help="eventsourcing threads and HTTP connections (default 8)")
@@ -1244,7 +1240,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     return Config(
         url=a.url, nats_url=a.nats_url, quick=q, seconds=a.seconds or (1 if q else 20), warmup=0.3 if q else 2.0,
         clients=a.clients, client_procs=a.client_procs or (1 if q else 2),
-        workers=a.workers or (1 if q else (os.cpu_count() or 1)), writer=a.writer, items=a.items or (30 if q else 2000),
+        workers=a.workers or (1 if q else (os.cpu_count() or 1)), items=a.items or (30 if q else 2000),
         peer_threads=a.peer_threads, lag_seconds=a.lag_seconds or (1.5 if q else 15.0),
         relay_events=a.relay_events or (2000 if q else 100_000), only=only,
         batch_sizes=batch_sizes,
@@ -1266,7 +1262,7 @@ def main(argv: list[str] | None = None) -> int:
         report = asyncio.run(bench.run())
     report.notes.append(
         f"{os.cpu_count()} cores; {cfg.clients} connections per driver; {cfg.seconds} s per run after {cfg.warmup} s"
-        f" warm-up; {cfg.workers} API worker(s){'' if cfg.writer else ' (--no-writer)'}; whole run {time.perf_counter() - started:.0f} s")
+        f" warm-up; {cfg.workers} API worker(s); whole run {time.perf_counter() - started:.0f} s")
     report.print(cfg.quick)
     if cfg.json_path:
         Path(cfg.json_path).write_text(json.dumps(report.raw, indent=2, default=str))
