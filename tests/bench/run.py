@@ -684,8 +684,9 @@ class Bench:
         if lines not in self.batches:
             cfg = self.cfg
             await self.checkpoint()
-            result = await self.loadgen("http", hot=False, mix=SINGLE, connections=cfg.clients,
-                                        procs=cfg.client_procs, seconds=cfg.seconds, batch=lines)
+            async with self.profiled(f"batches-{lines}"):
+                result = await self.loadgen("http", hot=False, mix=SINGLE, connections=cfg.clients,
+                                            procs=cfg.client_procs, seconds=cfg.seconds, batch=lines)
             self.batches[lines] = result
             self.report.raw[f"batches of {lines} lines (HTTP)"] = result
             # The stock is out of reach of the removes: a refused batch is a fault, not a figure.
