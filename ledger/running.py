@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ledger.decide import evolve_snapshot
 from ledger.footprint import Footprint
-from ledger.state import Snapshot
+from ledger.state import ItemState, Snapshot
 from schemas import LedgerEvent
 
 
@@ -24,15 +24,25 @@ class RunningState:
         self._items = dict(loaded.items)
         self._locations = dict(loaded.locations)
         self._undo: list[tuple[dict, int, object]] | None = None  # (map, key, state before) while a unit runs
+        # job -> the items holding stock for it, or having held some during this group (a
+        # superset is harmless: a view with an item more reads nothing the job lacks).
+        self._held_by: dict[int, set[int]] = {}
+        for item in loaded.items.values():
+            self._index_holds(item)
 
     def view(self, reads: Footprint) -> Snapshot:
         """What a command with this footprint may read, as a snapshot of its own. A command
-        on a job reads every item the job holds stock of (loaded for it): it gets all."""
-        if reads.job_ids:
-            return Snapshot(items=dict(self._items), locations=dict(self._locations))
+        on a job also reads every item the job holds stock of, at the places it holds it
+        (found through the index, not by copying the group's whole state per command)."""
+        items, locations = dict.fromkeys(reads.items), dict.fromkeys(reads.locations)
+        for job_id in reads.job_ids:
+            for item_id in self._held_by.get(job_id, ()):
+                items[item_id] = None
+                locations.update((loc, None) for loc, level in self._items[item_id].stock.items()
+                                 if job_id in level.holds)
         return Snapshot(
-            items={i: self._items[i] for i in reads.items if i in self._items},
-            locations={loc: self._locations[loc] for loc in reads.locations if loc in self._locations},
+            items={i: self._items[i] for i in items if i in self._items},
+            locations={loc: self._locations[loc] for loc in locations if loc in self._locations},
         )
 
     def apply(self, view: Snapshot, events: list[LedgerEvent]) -> Snapshot:
@@ -71,3 +81,10 @@ class RunningState:
                 if self._undo is not None:
                     self._undo.append((states, key, states.get(key)))
                 states[key] = state
+                if states is self._items:
+                    self._index_holds(state)
+
+    def _index_holds(self, item: ItemState) -> None:
+        for level in item.stock.values():
+            for job_id in level.holds:
+                self._held_by.setdefault(job_id, set()).add(item.item_id)
