@@ -37,9 +37,10 @@ class RunningState:
         items, locations = dict.fromkeys(reads.items), dict.fromkeys(reads.locations)
         for job_id in reads.job_ids:
             for item_id in self._held_by.get(job_id, ()):
+                if (item := self._items.get(item_id)) is None:  # made by a unit undone since
+                    continue
                 items[item_id] = None
-                locations.update((loc, None) for loc, level in self._items[item_id].stock.items()
-                                 if job_id in level.holds)
+                locations.update((loc, None) for loc, level in item.stock.items() if job_id in level.holds)
         return Snapshot(
             items={i: self._items[i] for i in items if i in self._items},
             locations={loc: self._locations[loc] for loc in locations if loc in self._locations},

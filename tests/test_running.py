@@ -8,7 +8,7 @@ decisions are the ones made one by one; here, what a view holds.
 
 from __future__ import annotations
 
-from ledger.commands import CompleteJob, Line, ReleaseStock, ReserveStock
+from ledger.commands import CompleteJob, CreateItem, Line, ReleaseStock, ReserveStock
 from ledger.decide import decide
 from ledger.footprint import footprint
 from ledger.running import RunningState
@@ -63,3 +63,14 @@ def test_a_job_completed_in_the_group_consumes_what_it_reserved_there():
     assert sorted((type(e).__name__, e.item_id, e.quantity) for e in completed) == [
         ("JobCompleted", 2, 2), ("JobCompleted", 4, 3)]
     assert running.snapshot().item(4).level(1).quantity == 7
+
+
+
+def test_an_item_made_by_an_atomic_unit_undone_since_is_not_in_a_later_view():
+    running = RunningState(_world(3))
+    running.begin_unit()
+    attributes = ItemAttributes(part_number="P-77", part_name="x")
+    _run(running, CreateItem(item_id=77, attributes=attributes, initial_quantity=5, location_id=1))
+    _run(running, ReserveStock(job_id=4, lines=[Line(item_id=77, location_id=1, quantity=5)]))
+    running.undo_unit()  # a later line of the unit was refused
+    assert running.view(footprint(ReleaseStock(job_id=4))).items == {}
