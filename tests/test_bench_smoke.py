@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# 1f-1j and 2b-2c: the plain durable write ratios, keyed commands, batches of 10 and 100
+# 1f-1j and 2b-2c: the plain durable write ratios (1f* and 1j* as paired runs), keyed commands, batches of 10 and 100
 # lines, and the batches against the eventsourcing peer.
-ROWS = ("1a", "1b", "1c", "1d", "1e", "1f", "1g", "1h", "1i", "1j", "2", "2b", "2c", "3", "4", "5", "6", "7")
+ROWS = ("1a", "1b", "1c", "1d", "1e", "1f", "1f*", "1g", "1h", "1i", "1j", "1j*", "2", "2b", "2c", "3", "4", "5", "6", "7")
 
 
 @pytest.mark.slow  # a minute: every section of the benchmark, each with its own processes

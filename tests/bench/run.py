@@ -43,9 +43,9 @@ import asyncpg
 
 from tests.bench.workload import MIX, READ, SCRIPTS, SINGLE, Setting, check_scripts
 
-SECTIONS = ("commands", "plain", "keyed", "batches", "reads", "peer", "lag", "replay", "relay", "webhooks")
+SECTIONS = ("commands", "plain", "keyed", "batches", "paired", "reads", "peer", "lag", "replay", "relay", "webhooks")
 # They run against the API process.
-SERVICE_SECTIONS = {"commands", "plain", "keyed", "batches", "reads", "peer", "lag"}
+SERVICE_SECTIONS = {"commands", "plain", "keyed", "batches", "paired", "reads", "peer", "lag"}
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_SQL = Path(__file__).parent / "sql"  # the plain durable write's tables
 PLAIN_SCRIPT = SCRIPTS / "plain_write.sql"
@@ -287,6 +287,7 @@ class Config:
     clients: int
     client_procs: int
     workers: int
+    pairs: int
     items: int
     peer_threads: int
     lag_seconds: float
@@ -316,6 +317,7 @@ class Bench:
         # Runs that several rows share, measured once when the first of them needs it.
         self.single_http: dict | None = None  # row 1a's HTTP side: the single-command rate
         self.plain: dict | None = None  # the plain durable write (pgbench)
+        self.plain_url: str | None = None
         self.batches: dict[int, dict] = {}  # lines per request -> HTTP batch run
 
     def db(self, suffix: str) -> str:
@@ -659,12 +661,9 @@ class Bench:
         database of its own with plain tables; synchronous_commit as the server has it."""
         if self.plain is None:
             s = self.setting
-            url = await self.create_db("plain")
+            url = await self.plain_database()
             conn = await asyncpg.connect(url)
             try:
-                await conn.execute((BENCH_SQL / "plain_tables.sql").read_text())
-                await conn.execute((BENCH_SQL / "plain_seed.sql").read_text(), s.first_item, s.nitems, s.loc_a)
-                await conn.execute("ANALYZE")
                 sync = await conn.fetchval("SHOW synchronous_commit")
             finally:
                 await conn.close()
@@ -677,6 +676,21 @@ class Bench:
                 f" transaction, {self.cfg.clients} clients, {s.nitems} items x 2 locations, synchronous_commit"
                 f" {sync}): {describe(self.plain, 'tx/s')}; " + self.cpu_note("plain write", self.plain, "transaction"))
         return self.plain
+
+    async def plain_database(self) -> str:
+        """The plain write's database (two plain tables, seeded like the service's), made once."""
+        if self.plain_url is None:
+            s = self.setting
+            url = await self.create_db("plain")
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute((BENCH_SQL / "plain_tables.sql").read_text())
+                await conn.execute((BENCH_SQL / "plain_seed.sql").read_text(), s.first_item, s.nitems, s.loc_a)
+                await conn.execute("ANALYZE")
+            finally:
+                await conn.close()
+            self.plain_url = url
+        return self.plain_url
 
     async def batch_run(self, lines: int) -> dict:
         """HTTP batches of `lines` lines (atomic, the single-item mix SINGLE over many items),
@@ -785,6 +799,41 @@ class Bench:
                 result["rate"], describe_batch(result), plain["rate"], self.plain_text(),
                 1.0 if target else None, ">= 1.0" if target else "-"))
         self.report.put("batches", *rows)
+
+    async def section_paired(self) -> None:
+        """Rows 1f* and 1j*: the targets against the plain write as pairs of runs back to
+        back, `--pairs` times, the first of each pair alternating, and the median of the
+        pairs' ratios. The host moves more between one minute and the next than most
+        changes move the service (the README), so a single run's ratio says little."""
+        cfg = self.cfg
+        plain_url = await self.plain_database()
+        runs = (
+            ("1f*", "single commands vs plain durable write, paired runs (median)", 0.30,
+             lambda: self.loadgen("http", hot=False, mix=MIX, connections=cfg.clients, procs=cfg.client_procs,
+                                  seconds=cfg.seconds), ">= 0.30"),
+            ("1j*", "batches of 100 lines vs plain durable write, paired runs (median)", 1.0,
+             lambda: self.loadgen("http", hot=False, mix=SINGLE, connections=cfg.clients, procs=cfg.client_procs,
+                                  seconds=cfg.seconds, batch=100), ">= 1.0"),
+        )
+        rows = []
+        for key, workload, target, service_run, target_text in runs:
+            pairs = []
+            for n in range(cfg.pairs):
+                measured = {}
+                for side in (("service", "plain") if n % 2 == 0 else ("plain", "service")):
+                    await self.checkpoint()
+                    measured[side] = await (service_run() if side == "service"
+                                            else self.pgbench(hot=False, dsn=plain_url, plain=True))
+                pairs.append((measured["service"]["rate"], measured["plain"]["rate"]))
+            ratios = sorted(service / plain for service, plain in pairs if plain)
+            median = statistics.median(ratios) if ratios else None
+            self.report.raw[f"paired {key}"] = {"pairs": pairs}
+            self.report.notes.append(f"{key} pairs (service / plain write, per second): "
+                                     + ", ".join(f"{a:,.0f} / {b:,.0f}" for a, b in pairs))
+            rows.append(Row(key, workload, f"ratios {', '.join(f'{r:.2f}' for r in ratios)} ({cfg.pairs} pairs)",
+                            "plain write (pgbench), run beside each", "-" if median is None else f"{median:.2f}",
+                            target_text, "-" if median is None else ("yes" if median >= target else "NO")))
+        self.report.put("paired", *rows)
 
     async def section_peer(self) -> None:
         cfg = self.cfg
@@ -1089,6 +1138,7 @@ class Bench:
                 ("plain", "1f", "single commands over HTTP vs plain durable write", ">= 0.30, p99 < 100 ms"),
                 ("keyed", "1h", "single commands with Idempotency-Key vs plain durable write", "-"),
                 ("batches", "1i", "batches of 10 and 100 lines vs plain durable write", ">= 1.0 (100 lines)"),
+                ("paired", "1f*", "1f and 1j as paired runs (--only paired, --pairs N)", ">= 0.30; >= 1.0"),
                 ("reads", "1e", "reads: GET /items/{id}", "-"),
                 ("peer", "2", "single-item moves and batches: HTTP vs eventsourcing", ">= 3, batches >= 10"),
                 ("lag", "3", "projection lag at half max rate", f"p99 < {LAG_TARGET_MS} ms"),
@@ -1218,6 +1268,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--client-procs", type=int,
                         help="load-generator processes (and pgbench threads) sharing those connections (default 2; quick 1)")
     parser.add_argument("--workers", type=int, help="API worker processes (default: one per core; quick 1)")
+    parser.add_argument("--pairs", type=int, help="pairs of runs of the paired section (default 3; quick 1)")
     parser.add_argument("--items", type=int, help="items seeded for the many-items workloads (default 2000; quick 30)")
     parser.add_argument("--batch-lines", help="lines per request of the batch rows, comma-separated (default 10,100)")
     parser.add_argument("--peer-threads", type=int, default=8, help="eventsourcing threads and HTTP connections (default 8)")
@@ -1241,7 +1292,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     return Config(
         url=a.url, nats_url=a.nats_url, quick=q, seconds=a.seconds or (1 if q else 20), warmup=0.3 if q else 2.0,
         clients=a.clients, client_procs=a.client_procs or (1 if q else 2),
-        workers=a.workers or (1 if q else (os.cpu_count() or 1)), items=a.items or (30 if q else 2000),
+        workers=a.workers or (1 if q else (os.cpu_count() or 1)), pairs=a.pairs or (1 if q else 3), items=a.items or (30 if q else 2000),
         peer_threads=a.peer_threads, lag_seconds=a.lag_seconds or (1.5 if q else 15.0),
         relay_events=a.relay_events or (2000 if q else 100_000), only=only,
         batch_sizes=batch_sizes,
