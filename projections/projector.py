@@ -49,6 +49,7 @@ CONNECTION_LOST = (
     OSError,
 )
 _FAST_POLLS_AFTER_EVENTS = 20
+_MAX_BACKOFF_STEPS = 50  # 1.5 ** 50 times fast_poll is far past any idle_poll
 
 
 class Projector(BackgroundLoop):
@@ -141,7 +142,9 @@ class Projector(BackgroundLoop):
     def _pause(self, idle_polls: int) -> float:
         # Events come in bursts with short gaps: keep polling fast for a while (about
         # 0.1 s) after the last one, then back off gradually to idle_poll.
-        quiet = idle_polls - _FAST_POLLS_AFTER_EVENTS
+        # The exponent is capped: 1.5 ** 1750 overflows a float, which an idle service's
+        # projector reached after about 90 s and crashed on, every 90 s.
+        quiet = min(idle_polls - _FAST_POLLS_AFTER_EVENTS, _MAX_BACKOFF_STEPS)
         return self.fast_poll if quiet <= 0 else min(self.idle_poll, self.fast_poll * 1.5**quiet)
 
     async def _disconnect(self) -> None:

@@ -250,3 +250,14 @@ async def test_an_event_that_does_not_decode_is_parked_for_every_projection(
     assert [(r["projection"], r["position"]) for r in letters] == [("items", mystery), ("recording", mystery)]
     assert all("Mystery" in r["error"] for r in letters)
     assert await applied() == [p for p in await ledger_positions(pool) if p < mystery] != []
+
+
+def test_a_projector_idle_for_hours_polls_at_its_idle_pace_and_never_overflows():
+    """The back-off between empty polls grows as 1.5 ** quiet polls; an idle service's
+    projector used to reach an exponent past a float's range after about 90 s and crash
+    (then start over), every 90 s."""
+    projector = Projector(None, "", [], fast_poll=0.005, idle_poll=0.05)  # type: ignore[arg-type]  # no database needed to pace polls
+    pauses = [projector._pause(n) for n in (0, 20, 21, 40, 2_000, 10**9)]
+    assert pauses[:2] == [0.005, 0.005]  # fast for a while after the last events
+    assert 0.005 < pauses[2] < 0.05
+    assert pauses[3:] == [0.05, 0.05, 0.05]
