@@ -13,6 +13,8 @@ are undone from a log when it is refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ledger.decide import evolve_snapshot
 from ledger.footprint import Footprint
 from ledger.state import ItemState, Snapshot
@@ -34,6 +36,17 @@ class RunningState:
         """What a command with this footprint may read, as a snapshot of its own. A command
         on a job also reads every item the job holds stock of, at the places it holds it
         (found through the index, not by copying the group's whole state per command)."""
+        items: Iterable[int] = reads.items  # most commands: no job, nothing to add
+        locations: Iterable[int] = reads.locations
+        if reads.job_ids:
+            items, locations = self._with_holds(reads)
+        return Snapshot(
+            items={i: self._items[i] for i in items if i in self._items},
+            locations={loc: self._locations[loc] for loc in locations if loc in self._locations},
+        )
+
+    def _with_holds(self, reads: Footprint) -> tuple[dict[int, None], dict[int, None]]:
+        """The footprint's items and locations, and those where its jobs hold stock."""
         items, locations = dict.fromkeys(reads.items), dict.fromkeys(reads.locations)
         for job_id in reads.job_ids:
             for item_id in self._held_by.get(job_id, ()):
@@ -41,10 +54,7 @@ class RunningState:
                     continue
                 items[item_id] = None
                 locations.update((loc, None) for loc, level in item.stock.items() if job_id in level.holds)
-        return Snapshot(
-            items={i: self._items[i] for i in items if i in self._items},
-            locations={loc: self._locations[loc] for loc in locations if loc in self._locations},
-        )
+        return items, locations
 
     def apply(self, view: Snapshot, events: list[LedgerEvent]) -> Snapshot:
         """Evolve a command's view by its events and keep what changed; the evolved view."""
