@@ -641,14 +641,24 @@ class Bench:
 
     # --- runs shared by several rows -------------------------------------------------
 
+    def http_commands(self):
+        """One run of row 1a's HTTP load: the command mix over many items, --clients connections."""
+        cfg = self.cfg
+        return self.loadgen("http", hot=False, mix=MIX, connections=cfg.clients, procs=cfg.client_procs,
+                            seconds=cfg.seconds)
+
+    def http_batches(self, lines: int):
+        """One run of atomic HTTP batches of `lines` lines (the single-item mix SINGLE)."""
+        cfg = self.cfg
+        return self.loadgen("http", hot=False, mix=SINGLE, connections=cfg.clients, procs=cfg.client_procs,
+                            seconds=cfg.seconds, batch=lines)
+
     async def single_commands(self) -> dict:
         """Row 1a's HTTP run (the command mix over many items, --clients connections):
         taken from the commands section when it ran, else measured here."""
         if self.single_http is None:
-            cfg = self.cfg
             await self.checkpoint()
-            self.single_http = await self.loadgen("http", hot=False, mix=MIX, connections=cfg.clients,
-                                                  procs=cfg.client_procs, seconds=cfg.seconds)
+            self.single_http = await self.http_commands()
             self.max_http_rate = self.single_http["rate"]
             self.report.raw["single commands (HTTP)"] = self.single_http
             self.report.notes.append(self.cpu_note("single commands (row 1a's HTTP run, measured for 1f), HTTP",
@@ -696,11 +706,9 @@ class Bench:
         """HTTP batches of `lines` lines (atomic, the single-item mix SINGLE over many items),
         --clients connections; the rate in lines per second."""
         if lines not in self.batches:
-            cfg = self.cfg
             await self.checkpoint()
             async with self.profiled(f"batches-{lines}"):
-                result = await self.loadgen("http", hot=False, mix=SINGLE, connections=cfg.clients,
-                                            procs=cfg.client_procs, seconds=cfg.seconds, batch=lines)
+                result = await self.http_batches(lines)
             self.batches[lines] = result
             self.report.raw[f"batches of {lines} lines (HTTP)"] = result
             # The stock is out of reach of the removes: a refused batch is a fault, not a figure.
@@ -808,12 +816,10 @@ class Bench:
         cfg = self.cfg
         plain_url = await self.plain_database()
         runs = (
-            ("1f*", "single commands vs plain durable write, paired runs (median)", 0.30,
-             lambda: self.loadgen("http", hot=False, mix=MIX, connections=cfg.clients, procs=cfg.client_procs,
-                                  seconds=cfg.seconds), ">= 0.30"),
+            ("1f*", "single commands vs plain durable write, paired runs (median)", 0.30, self.http_commands,
+             ">= 0.30"),
             ("1j*", "batches of 100 lines vs plain durable write, paired runs (median)", 1.0,
-             lambda: self.loadgen("http", hot=False, mix=SINGLE, connections=cfg.clients, procs=cfg.client_procs,
-                                  seconds=cfg.seconds, batch=100), ">= 1.0"),
+             lambda: self.http_batches(100), ">= 1.0"),
         )
         rows = []
         for key, workload, target, service_run, target_text in runs:
